@@ -1,0 +1,58 @@
+"""pytest-tenantdb: test migrations of database-per-tenant (SQLite) applications.
+
+The public names load lazily, so the installed plugin costs almost nothing when unused.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_tenantdb.errors import (
+        ConfigError,
+        MigrationSetError,
+        SeedingError,
+        StepFailure,
+        TemplateBuildError,
+        TenantDatabaseError,
+        TenantDBError,
+        TenantIdError,
+    )
+    from pytest_tenantdb.fleet.fleet import Fleet, FleetBuilder, Tenant, validate_tenant_id
+    from pytest_tenantdb.fleet.report import FleetMigrationError, FleetReport, TenantOutcome
+    from pytest_tenantdb.fleet.seeding import Seeder
+    from pytest_tenantdb.migrations import MigrationSet, Step
+    from pytest_tenantdb.schema import Schema, SchemaDiff
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ConfigError": "pytest_tenantdb.errors",
+    "MigrationSetError": "pytest_tenantdb.errors",
+    "SeedingError": "pytest_tenantdb.errors",
+    "StepFailure": "pytest_tenantdb.errors",
+    "TemplateBuildError": "pytest_tenantdb.errors",
+    "TenantDatabaseError": "pytest_tenantdb.errors",
+    "TenantDBError": "pytest_tenantdb.errors",
+    "TenantIdError": "pytest_tenantdb.errors",
+    "Fleet": "pytest_tenantdb.fleet.fleet",
+    "FleetBuilder": "pytest_tenantdb.fleet.fleet",
+    "Tenant": "pytest_tenantdb.fleet.fleet",
+    "validate_tenant_id": "pytest_tenantdb.fleet.fleet",
+    "FleetMigrationError": "pytest_tenantdb.fleet.report",
+    "FleetReport": "pytest_tenantdb.fleet.report",
+    "TenantOutcome": "pytest_tenantdb.fleet.report",
+    "Seeder": "pytest_tenantdb.fleet.seeding",
+    "MigrationSet": "pytest_tenantdb.migrations",
+    "Step": "pytest_tenantdb.migrations",
+    "Schema": "pytest_tenantdb.schema",
+    "SchemaDiff": "pytest_tenantdb.schema",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pytest_tenantdb' has no attribute {name!r}")

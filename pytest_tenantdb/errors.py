@@ -1,0 +1,50 @@
+"""Typed errors: every message says what went wrong, where, and what to do next."""
+
+from __future__ import annotations
+
+
+class TenantDBError(Exception):
+    """Base class of every error pytest-tenantdb raises on purpose."""
+
+
+class ConfigError(TenantDBError):
+    """A setting, flag, marker argument or factory argument is not valid."""
+
+
+class MigrationSetError(TenantDBError):
+    """A migrations directory cannot be loaded (bad name, duplicate version, bad file...)."""
+
+
+class TenantIdError(TenantDBError):
+    """A tenant id is unsafe to use as a file name (path separator, '..', too long...)."""
+
+
+class TenantDatabaseError(TenantDBError):
+    """A tenant database cannot be used: missing, corrupted, locked or not SQLite."""
+
+
+class TemplateBuildError(TenantDBError):
+    """A migration step failed while building the template of a schema version."""
+
+
+class SeedingError(TenantDBError):
+    """Fake data could not be generated for a table (e.g. an unsatisfiable constraint)."""
+
+
+class StepFailure(TenantDBError):
+    """A migration step raised while running on one database.
+
+    Carries the step, the statement (with its file and line) and SQLite's own message, so
+    a fleet report can say exactly what broke for which tenant.
+    """
+
+    def __init__(
+        self, step: str, statement: str | None, location: str, error: str, direction: str = "up"
+    ) -> None:
+        self.step = step
+        self.statement = statement
+        self.location = location
+        self.error = error
+        self.direction = direction
+        shown = statement if statement is not None else "(no statement reached)"
+        super().__init__(f"step {step} ({direction}) failed at {location}: {error}\n  {shown}")

@@ -1,0 +1,1 @@
+"""Tenant fleets: templates, fake data, cloning, migrating, reporting."""

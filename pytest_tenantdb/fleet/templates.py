@@ -1,0 +1,112 @@
+"""Template databases: one file per schema version (and per seeded size class), built once.
+
+A template at version v is the empty database plus steps 1..v. Its file name carries the hash
+of those steps, so editing a migration changes the name and a stale template is never used.
+Building happens behind a file lock, so ``pytest -n 2`` builds each template once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock
+
+from pytest_tenantdb import database
+from pytest_tenantdb.errors import StepFailure, TemplateBuildError
+from pytest_tenantdb.fleet.migrator import run_plan
+from pytest_tenantdb.fleet.seeding import SEEDER_VERSION, SIZE_ROWS, Seeder
+from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.schema import Schema
+from pytest_tenantdb.versioning import VersionStore
+
+LOCK_TIMEOUT = 600.0
+
+
+class TemplateCache:
+    """Builds and finds template files under ``directory`` (pytest's cache dir by default)."""
+
+    def __init__(
+        self, directory: Path, migrations: MigrationSet, store: VersionStore, scratch: Path | None = None
+    ) -> None:
+        self.directory = directory
+        self.scratch = scratch or directory / "scratch"
+        self.migrations = migrations
+        self.store = store
+        self.built = 0
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _key(self, version: int, *extra: str) -> str:
+        parts = [self.migrations.prefix_hash(version), self.store.name, sqlite3.sqlite_version, *extra]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+    def _locked_build(self, target: Path, build: Callable[[Path], None]) -> Path:
+        if target.exists():
+            return target
+        with FileLock(str(target) + ".lock", timeout=LOCK_TIMEOUT):
+            if target.exists():
+                return target
+            partial = target.with_name(target.name + f".{os.getpid()}.building")
+            database.remove_side_files(partial)
+            partial.unlink(missing_ok=True)
+            try:
+                build(partial)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+                database.remove_side_files(partial)
+            self.built += 1
+        return target
+
+    def schema_template(self, version: int) -> Path:
+        """The template at ``version`` with no rows, built from the one before it."""
+        version = self.migrations.resolve(version)
+        target = self.directory / f"v{version:04d}-{self._key(version)}.sqlite3"
+        return self._locked_build(target, lambda partial: self._build_schema(version, partial))
+
+    def _build_schema(self, version: int, partial: Path) -> None:
+        earlier = [v for v in self.migrations.versions if v < version]
+        previous = earlier[-1] if earlier else 0
+        if version == 0:
+            sqlite3.connect(partial).close()
+            return
+        database.copy_file(self.schema_template(previous), partial)
+        conn = database.connect(partial)
+        try:
+            run_plan(conn, self.migrations, self.migrations.plan(previous, version), self.store)
+        except StepFailure as exc:
+            raise TemplateBuildError(
+                f"building the template at version {version} failed: {exc}\n"
+                "The step fails on a database freshly migrated from empty; fix the migration."
+            ) from exc
+        finally:
+            conn.close()
+
+    def seeded_template(self, version: int, size: str, variant: int, seeder: Seeder) -> Path:
+        """The template at ``version`` filled with ``size`` fake data (variant ``variant``).
+
+        Cached on disk unless the seeder has user generators (they cannot be hashed).
+        """
+        version = self.migrations.resolve(version)
+        base = self.schema_template(version)
+        if SIZE_ROWS[size] == 0:
+            return base
+        from faker import VERSION as faker_version
+
+        key = self._key(version, "seed", SEEDER_VERSION, faker_version, str(seeder.seed), size, str(variant))
+        directory = self.directory if not seeder.generators else self.scratch / f"custom-{id(seeder)}"
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"v{version:04d}-{size}-{variant}-{key}.sqlite3"
+
+        def build(partial: Path) -> None:
+            database.copy_file(base, partial)
+            conn = database.connect(partial)
+            try:
+                seeder.fill(conn, Schema.from_connection(conn, ignore=("schema_migrations",)), SIZE_ROWS[size], variant)
+            finally:
+                conn.close()
+
+        return self._locked_build(target, build)

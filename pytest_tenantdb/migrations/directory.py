@@ -1,0 +1,162 @@
+"""The directory source: numbered ``.sql`` and ``.py`` files in one folder.
+
+Layouts, detected per file:
+- ``0001_create_users.sql`` with ``-- migrate:up`` / ``-- migrate:down`` sections (no markers: up only)
+- ``0001_create_users.up.sql`` + ``0001_create_users.down.sql``
+- ``0003_backfill.py`` defining ``up(conn)`` and optionally ``down(conn)``
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_tenantdb.errors import MigrationSetError
+from pytest_tenantdb.migrations.statements import Statement, is_blank, split_statements
+from pytest_tenantdb.migrations.steps import NO_TRANSACTION_MARKER, PythonStep, SqlStep, Step
+
+_STEP_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9_\-]+?)(?P<part>\.up|\.down)?\.(?P<ext>sql|py)$")
+_MARKER = re.compile(r"^\s*--\s*migrate:(up|down)\b.*$", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass
+class _Parts:
+    """The files found for one version while scanning."""
+
+    name: str
+    single: Path | None = None
+    up: Path | None = None
+    down: Path | None = None
+    python: Path | None = None
+
+
+def _ignored(path: Path) -> bool:
+    return path.name.startswith(("_", ".")) or path.suffix not in {".sql", ".py"}
+
+
+def read_text(path: Path) -> str:
+    """Read a migration file as UTF-8, or say which file and byte is wrong."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MigrationSetError(f"{path}: cannot read migration file ({exc.strerror}).") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise MigrationSetError(
+            f"{path}:{line}: migration file is not valid UTF-8 (byte {exc.start}); "
+            "re-save it as UTF-8."
+        ) from exc
+
+
+class DirectorySource:
+    """Loads steps from numbered files in one directory."""
+
+    name = "directory"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_dir()
+
+    def load(self, path: Path) -> list[Step]:
+        by_version: dict[int, _Parts] = {}
+        for file in sorted(path.iterdir()):
+            if not file.is_file() or _ignored(file):
+                continue
+            match = _STEP_NAME.match(file.name)
+            if match is None:
+                raise MigrationSetError(
+                    f"{file}: migration file name has no version; name it like "
+                    "'0001_create_users.sql' (integer prefix, underscore, name)."
+                )
+            version = int(match["version"])
+            parts = by_version.setdefault(version, _Parts(match["name"]))
+            if parts.name != match["name"]:
+                raise MigrationSetError(
+                    f"duplicate version {version}: {file.name} and another file named "
+                    f"'{parts.name}'; give each step its own version number."
+                )
+            slot = "python" if match["ext"] == "py" else (match["part"] or ".single")[1:]
+            if getattr(parts, slot) is not None or (slot != "python" and parts.python is not None):
+                raise MigrationSetError(
+                    f"duplicate version {version}: {file.name} clashes with another file of the "
+                    "same version; give each step its own version number."
+                )
+            if slot == "python" and (parts.single or parts.up or parts.down):
+                raise MigrationSetError(
+                    f"duplicate version {version}: {file.name} and an SQL file share the version."
+                )
+            setattr(parts, slot, file)
+        return [self._step(version, parts) for version, parts in sorted(by_version.items())]
+
+    def _step(self, version: int, parts: _Parts) -> Step:
+        if parts.python is not None:
+            return PythonStep.from_file(version, parts.name, parts.python, read_text(parts.python))
+        if parts.single is not None:
+            if parts.up or parts.down:
+                raise MigrationSetError(
+                    f"duplicate version {version}: {parts.single.name} and .up/.down files share "
+                    "the version; use one layout per step."
+                )
+            return self._single_file(version, parts.name, parts.single)
+        if parts.up is None:
+            raise MigrationSetError(
+                f"{parts.down}: down migration without an up file; add "
+                f"{version:04d}_{parts.name}.up.sql or remove the down file."
+            )
+        up_text = read_text(parts.up)
+        up = _nonempty(split_statements(up_text), parts.up, "up file")
+        down = split_statements(read_text(parts.down)) if parts.down else None
+        return SqlStep(
+            version,
+            parts.name,
+            parts.up,
+            tuple(up),
+            tuple(down) if down is not None else None,
+            parts.down,
+            transactional=NO_TRANSACTION_MARKER not in up_text.lower(),
+        )
+
+    def _single_file(self, version: int, name: str, path: Path) -> SqlStep:
+        text = read_text(path)
+        markers = list(_MARKER.finditer(text))
+        transactional = NO_TRANSACTION_MARKER not in text.lower()
+        if not markers:
+            up = _nonempty(split_statements(text), path, "file")
+            return SqlStep(version, name, path, tuple(up), transactional=transactional)
+        if not is_blank(text[: markers[0].start()]):
+            raise MigrationSetError(
+                f"{path}: SQL before the first '-- migrate:' marker; move it into the "
+                "'-- migrate:up' section."
+            )
+        sections: dict[str, list[Statement]] = {}
+        for index, marker in enumerate(markers):
+            kind = marker[1].lower()
+            if kind in sections:
+                raise MigrationSetError(f"{path}: more than one '-- migrate:{kind}' section.")
+            end = markers[index + 1].start() if index + 1 < len(markers) else len(text)
+            body = text[marker.end() : end]
+            body = body[1:] if body.startswith("\n") else body
+            marker_line = text.count("\n", 0, marker.start()) + 1
+            sections[kind] = split_statements(body, marker_line + 1)
+        if "up" not in sections:
+            raise MigrationSetError(f"{path}: has a '-- migrate:down' but no '-- migrate:up' section.")
+        up = _nonempty(sections["up"], path, "'-- migrate:up' section")
+        down = sections.get("down")
+        return SqlStep(
+            version,
+            name,
+            path,
+            tuple(up),
+            tuple(down) if down is not None else None,
+            transactional=transactional,
+        )
+
+
+def _nonempty(statements: list[Statement], path: Path, what: str) -> list[Statement]:
+    if not statements:
+        raise MigrationSetError(
+            f"{path}: the {what} has no SQL statement; write the migration or delete the file."
+        )
+    return statements

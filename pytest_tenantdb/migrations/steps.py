@@ -1,0 +1,187 @@
+"""Migration steps: one version each, runnable up (and maybe down) on a sqlite3 connection."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sqlite3
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+from pytest_tenantdb.errors import MigrationSetError, StepFailure
+from pytest_tenantdb.migrations.statements import Statement, split_statements
+
+Direction = Literal["up", "down"]
+
+NO_TRANSACTION_MARKER = "-- tenantdb: no-transaction"
+
+
+class Step(ABC):
+    """One migration step. Sources (SQL files, Python files, later Alembic/Django) subclass it."""
+
+    version: int
+    name: str
+    path: Path
+    transactional: bool
+
+    @property
+    def label(self) -> str:
+        """``0004_split_name``: how reports and test ids name the step."""
+        return f"{self.version:04d}_{self.name}"
+
+    @property
+    @abstractmethod
+    def checksum(self) -> str:
+        """Hash of everything that defines what the step does; changes when it is edited."""
+
+    @property
+    @abstractmethod
+    def has_down(self) -> bool:
+        """True when the step can be reverted."""
+
+    @abstractmethod
+    def run(self, conn: sqlite3.Connection, direction: Direction = "up") -> None:
+        """Run the step on ``conn``; raise :class:`StepFailure` naming the failing statement."""
+
+
+def _sha(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class SqlStep(Step):
+    """A step written in SQL: up statements and optional down statements."""
+
+    version: int
+    name: str
+    path: Path
+    up: tuple[Statement, ...]
+    down: tuple[Statement, ...] | None = None
+    down_path: Path | None = None
+    transactional: bool = True
+
+    @property
+    def checksum(self) -> str:
+        down = "\n".join(s.sql for s in self.down) if self.down is not None else "<none>"
+        return _sha("sql", str(self.version), self.name, *(s.sql for s in self.up), down)
+
+    @property
+    def has_down(self) -> bool:
+        return self.down is not None
+
+    def statements(self, direction: Direction = "up") -> tuple[Statement, ...]:
+        """The statements run in ``direction``."""
+        if direction == "up":
+            return self.up
+        if self.down is None:
+            raise StepFailure(self.label, None, str(self.path), "the step has no down section", "down")
+        return self.down
+
+    def run(self, conn: sqlite3.Connection, direction: Direction = "up") -> None:
+        path = self.path if direction == "up" else (self.down_path or self.path)
+        for statement in self.statements(direction):
+            try:
+                conn.execute(statement.sql)
+            except sqlite3.Error as exc:
+                raise StepFailure(
+                    self.label, statement.sql, f"{path}:{statement.line}", str(exc), direction
+                ) from exc
+
+
+@dataclass(frozen=True, eq=False)
+class PythonStep(Step):
+    """A data migration in Python: a module defining ``up(conn)`` and maybe ``down(conn)``.
+
+    A module sets ``TRANSACTIONAL = False`` when it cannot run inside one transaction.
+    """
+
+    version: int
+    name: str
+    path: Path
+    source: str
+    has_down_function: bool
+    transactional: bool = True
+    _module: list[ModuleType] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def from_file(cls, version: int, name: str, path: Path, source: str) -> PythonStep:
+        """Load and validate the module now, so a broken file fails at collection time."""
+        step = cls(version, name, path, source, has_down_function=False)
+        module = step.module()
+        if not callable(getattr(module, "up", None)):
+            raise MigrationSetError(
+                f"{path}: a Python migration step must define a function up(conn); "
+                "add one (and optionally down(conn))."
+            )
+        return cls(
+            version,
+            name,
+            path,
+            source,
+            has_down_function=callable(getattr(module, "down", None)),
+            transactional=bool(getattr(module, "TRANSACTIONAL", True)),
+        )
+
+    def module(self) -> ModuleType:
+        """The step's module, imported once per process from its file."""
+        if not self._module:
+            module_name = f"_tenantdb_step_{self.version}_{self.checksum[:12]}"
+            spec = importlib.util.spec_from_file_location(module_name, self.path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            try:
+                code = compile(self.source, str(self.path), "exec")
+                exec(code, module.__dict__)
+            except SyntaxError as exc:
+                raise MigrationSetError(
+                    f"{self.path}:{exc.lineno}: Python migration step does not compile: {exc.msg}"
+                ) from exc
+            except Exception as exc:
+                raise MigrationSetError(
+                    f"{self.path}: importing the Python migration step raised "
+                    f"{type(exc).__name__}: {exc}; fix the module's top-level code."
+                ) from exc
+            self._module.append(module)
+        return self._module[0]
+
+    @property
+    def checksum(self) -> str:
+        return _sha("python", str(self.version), self.name, self.source)
+
+    @property
+    def has_down(self) -> bool:
+        return self.has_down_function
+
+    def run(self, conn: sqlite3.Connection, direction: Direction = "up") -> None:
+        if direction == "down" and not self.has_down:
+            raise StepFailure(self.label, None, str(self.path), "the step has no down()", "down")
+        last: list[str] = []
+        conn.set_trace_callback(last.append)
+        try:
+            getattr(self.module(), direction)(conn)
+        except Exception as exc:
+            statement = last[-1] if last else None
+            raise StepFailure(
+                self.label,
+                statement,
+                f"{self.path} ({direction}())",
+                f"{type(exc).__name__}: {exc}",
+                direction,
+            ) from exc
+        finally:
+            conn.set_trace_callback(None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_module"] = []
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)

@@ -1,0 +1,195 @@
+"""pytest hooks and fixtures. It wires; the work is in ``fleet/``, ``migrations/`` and friends.
+
+Loading this module imports nothing heavy (no sqlglot, faker, hypothesis, not even sqlite3):
+everything is imported inside the fixtures that need it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_tenantdb.errors import TenantDBError
+from pytest_tenantdb.settings import OPTIONS, Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from pytest_tenantdb.fleet.fleet import FleetBuilder, Tenant
+    from pytest_tenantdb.fleet.report import FleetReport
+    from pytest_tenantdb.fleet.templates import TemplateCache
+    from pytest_tenantdb.migrations import MigrationSet
+
+REPORT_PROPERTY = "tenantdb_fleet_report"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tenantdb", "tenant databases (pytest-tenantdb)")
+    for option in OPTIONS:
+        group.addoption(option.flag, default=None, help=f"{option.help} (ini: {option.ini})")
+        parser.addini(option.ini, f"{option.help} (default: {option.default})", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "tenantdb(**settings): per-test tenantdb settings, e.g. migrations=, seed=, versioning=, "
+        "workers=; and version= for the tenant_db fixture",
+    )
+
+
+class TenantDBFactory:
+    """Session-wide: loads migration sets and template caches once (like pytest's TempPathFactory)."""
+
+    def __init__(self, settings: Settings, cache_dir: Path, scratch_dir: Path) -> None:
+        self.settings = settings
+        self.cache_dir = cache_dir
+        self.scratch_dir = scratch_dir
+        self._sets: dict[Path, MigrationSet] = {}
+        self._caches: dict[tuple[Path, str], TemplateCache] = {}
+
+    @classmethod
+    def from_config(cls, config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> TenantDBFactory:
+        settings = Settings.from_config(config)
+        scratch = tmp_path_factory.mktemp("tenantdb-scratch", numbered=True)
+        cache = getattr(config, "cache", None)
+        cache_dir = Path(cache.mkdir("tenantdb")) / "templates" if cache is not None else scratch / "templates"
+        return cls(settings, cache_dir, scratch)
+
+    def migrations(self, path: Path) -> MigrationSet:
+        from pytest_tenantdb.migrations import MigrationSet
+
+        path = path.resolve()
+        if path not in self._sets:
+            self._sets[path] = MigrationSet.from_path(path)
+        return self._sets[path]
+
+    def templates(self, settings: Settings) -> TemplateCache:
+        from pytest_tenantdb.fleet.templates import TemplateCache
+        from pytest_tenantdb.versioning import version_store
+
+        key = (settings.migrations.resolve(), settings.versioning)
+        if key not in self._caches:
+            self._caches[key] = TemplateCache(
+                self.cache_dir, self.migrations(settings.migrations), version_store(settings.versioning),
+                scratch=self.scratch_dir,
+            )
+        return self._caches[key]
+
+
+def _marker_settings(request: pytest.FixtureRequest, base: Settings) -> tuple[Settings, dict[str, Any]]:
+    """The test's settings after its ``tenantdb`` marker; extra keys (``version``) returned apart."""
+    kwargs: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("tenantdb"))):
+        kwargs.update(marker.kwargs)
+    extra = {k: kwargs.pop(k) for k in ("version", "size") if k in kwargs}
+    if "migrations" in kwargs and not Path(kwargs["migrations"]).is_absolute():
+        kwargs["migrations"] = Path(request.config.rootpath) / kwargs["migrations"]
+    return base.replace_from_marker(**kwargs), extra
+
+
+def _fail(exc: TenantDBError) -> pytest.fail.Exception:
+    return pytest.fail.Exception(f"{type(exc).__name__}: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tenantdb_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> TenantDBFactory:
+    """Session-wide factory of migration sets and template caches."""
+    try:
+        return TenantDBFactory.from_config(request.config, tmp_path_factory)
+    except TenantDBError as exc:
+        raise _fail(exc) from None
+
+
+@pytest.fixture(scope="session")
+def tenantdb_settings(tenantdb_factory: TenantDBFactory) -> Settings:
+    """The run's settings (flags over ini over defaults)."""
+    return tenantdb_factory.settings
+
+
+@pytest.fixture
+def tenantdb_migrations(tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest) -> MigrationSet:
+    """The :class:`MigrationSet` of ``tenantdb_migrations`` (or the test's marker)."""
+    try:
+        settings, _ = _marker_settings(request, tenantdb_factory.settings)
+        return tenantdb_factory.migrations(settings.migrations)
+    except TenantDBError as exc:
+        raise _fail(exc) from None
+
+
+def _builder(factory: TenantDBFactory, request: pytest.FixtureRequest, directory: Path) -> FleetBuilder:
+    from pytest_tenantdb.fleet.fleet import FleetBuilder
+
+    settings, _ = _marker_settings(request, factory.settings)
+    node = request.node
+
+    def record(report: FleetReport) -> None:
+        node.user_properties.append((REPORT_PROPERTY, report.summary(failures=3)))
+
+    return FleetBuilder(
+        directory,
+        factory.templates(settings),
+        seed=settings.seed,
+        variants=settings.variants,
+        workers=settings.workers,
+        timeout=settings.busy_timeout,
+        on_report=record,
+    )
+
+
+@pytest.fixture
+def tenant_fleet(
+    tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest, tmp_path: Path
+) -> FleetBuilder:
+    """Factory of fleets: ``tenant_fleet(count=500, versions={"head": 0.7, "head-1": 0.3})``.
+
+    Tenant files live in the test's ``tmp_path`` (kept per pytest's tmp_path retention policy).
+    """
+    try:
+        return _builder(tenantdb_factory, request, tmp_path / "tenantdb")
+    except TenantDBError as exc:
+        raise _fail(exc) from None
+
+
+@pytest.fixture
+def tenant_db(tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest, tmp_path: Path) -> Tenant:
+    """One tenant at ``@pytest.mark.tenantdb(version=...)``, ``request.param`` or head."""
+    try:
+        _, extra = _marker_settings(request, tenantdb_factory.settings)
+        version = getattr(request, "param", extra.get("version", "head"))
+        builder = _builder(tenantdb_factory, request, tmp_path / "tenantdb")
+        return builder.tenant(version, size=extra.get("size", "small"))
+    except TenantDBError as exc:
+        raise _fail(exc) from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Show a TenantDBError raised in a test as its message and the test's own line, not our stack."""
+    report = yield
+    excinfo = call.excinfo
+    if report.failed and excinfo is not None and excinfo.errisinstance(TenantDBError):
+        package = str(Path(__file__).parent)
+        own = [e for e in excinfo.traceback if not str(e.path).startswith(package)]
+        where = f"{own[-1].path}:{own[-1].lineno + 1}: " if own else ""
+        report.longrepr = f"{where}{excinfo.typename}: {excinfo.value}"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == REPORT_PROPERTY:
+                    lines.append(f"{report.nodeid}: {value}")
+    if lines:
+        terminalreporter.write_sep("=", "tenantdb fleet migrations")
+        for line in lines:
+            terminalreporter.write_line(line)
