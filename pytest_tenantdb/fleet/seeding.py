@@ -14,6 +14,7 @@ import math
 import random
 import sqlite3
 import uuid
+from datetime import datetime
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,9 @@ SIZE_ROWS: dict[str, int] = {"empty": 0, "small": 10, "medium": 50, "large": 250
 
 SEEDER_VERSION = "1"
 POOL_SIZE = 64
+# Fixed bounds, not "now": the same seed must give the same data on any day.
+_EPOCH = datetime(2020, 1, 1)
+_END = datetime(2026, 1, 1)
 NULL_RATE = 0.1
 
 _KINDS: list[tuple[tuple[str, ...], str]] = [
@@ -78,8 +82,8 @@ _FAKER_CALLS: dict[str, Callable[[Any], object]] = {
     "locale": lambda f: f.locale(),
     "timezone": lambda f: f.timezone(),
     "word": lambda f: f.word(),
-    "datetime": lambda f: f.date_time_between("-3y", "now").isoformat(sep=" ", timespec="seconds"),
-    "date": lambda f: f.date_between("-3y", "today").isoformat(),
+    "datetime": lambda f: f.date_time_between(_EPOCH, _END).isoformat(sep=" ", timespec="seconds"),
+    "date": lambda f: f.date_between(_EPOCH.date(), _END.date()).isoformat(),
     "json": lambda f: json.dumps(f.pydict(3, value_types=[str, int])),
 }
 

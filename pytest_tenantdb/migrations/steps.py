@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import sqlite3
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pytest_tenantdb.migrations.statements import Statement, split_statements
 Direction = Literal["up", "down"]
 
 NO_TRANSACTION_MARKER = "-- tenantdb: no-transaction"
+_FK_CHECK = re.compile(r"^\s*PRAGMA\s+(\w+\.)?foreign_key_check\b", re.IGNORECASE)
 
 
 class Step(ABC):
@@ -87,12 +89,20 @@ class SqlStep(Step):
     def run(self, conn: sqlite3.Connection, direction: Direction = "up") -> None:
         path = self.path if direction == "up" else (self.down_path or self.path)
         for statement in self.statements(direction):
+            location = f"{path}:{statement.line}"
             try:
-                conn.execute(statement.sql)
+                cursor = conn.execute(statement.sql)
+                if _FK_CHECK.match(statement.sql):
+                    violations = cursor.fetchall()
+                    if violations:
+                        table, rowid, parent, _ = violations[0]
+                        raise StepFailure(
+                            self.label, statement.sql, location,
+                            f"{len(violations)} foreign key violation(s), first: {table} rowid "
+                            f"{rowid} references a missing row of {parent}", direction,
+                        )
             except sqlite3.Error as exc:
-                raise StepFailure(
-                    self.label, statement.sql, f"{path}:{statement.line}", str(exc), direction
-                ) from exc
+                raise StepFailure(self.label, statement.sql, location, str(exc), direction) from exc
 
 
 @dataclass(frozen=True, eq=False)

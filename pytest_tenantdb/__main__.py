@@ -1,0 +1,7 @@
+"""``python -m pytest_tenantdb``: the same as the ``tenantdb`` command."""
+
+import sys
+
+from pytest_tenantdb.cli import main
+
+sys.exit(main())
