@@ -1,0 +1,68 @@
+"""Shared helpers for pytest-tenantdb's own tests."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_tenantdb.fleet.fleet import FleetBuilder
+from pytest_tenantdb.fleet.templates import TemplateCache
+from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.versioning import version_store
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "fixtures" / "example"
+
+
+@pytest.fixture
+def write_migrations(tmp_path: Path) -> Callable[..., Path]:
+    """Write ``{file name: text or bytes}`` into a fresh migrations folder and return it."""
+
+    def write(files: dict[str, str | bytes], folder: str = "migrations") -> Path:
+        path = tmp_path / folder
+        path.mkdir(exist_ok=True)
+        for name, content in files.items():
+            target = path / name
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
+        return path
+
+    return write
+
+
+SIMPLE = {
+    "0001_users.sql": "-- migrate:up\nCREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n"
+    "-- migrate:down\nDROP TABLE users;\n",
+    "0002_name.sql": "-- migrate:up\nALTER TABLE users ADD COLUMN name TEXT;\n"
+    "-- migrate:down\nALTER TABLE users DROP COLUMN name;\n",
+    "0003_posts.sql": "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), "
+    "title TEXT NOT NULL);\n",
+}
+
+
+@pytest.fixture
+def simple_migrations(write_migrations: Callable[..., Path]) -> MigrationSet:
+    return MigrationSet.from_path(write_migrations(SIMPLE))
+
+
+@pytest.fixture(scope="session")
+def example_migrations() -> MigrationSet:
+    return MigrationSet.from_path(EXAMPLE / "migrations")
+
+
+def make_builder(tmp_path: Path, migrations: MigrationSet, versioning: str = "user_version", **kw: object) -> FleetBuilder:
+    cache = TemplateCache(tmp_path / "cache", migrations, version_store(versioning))
+    return FleetBuilder(tmp_path / "tenants", cache, **kw)  # type: ignore[arg-type]
+
+
+def columns(path: Path, table: str) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    finally:
+        conn.close()

@@ -1,0 +1,167 @@
+"""MigrationSet: layouts, hashes, version names and every bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_tenantdb.errors import ConfigError, MigrationSetError
+from pytest_tenantdb.migrations import MigrationSet, PythonStep, SqlStep
+from pytest_tenantdb.migrations.statements import split_statements
+
+Writer = Callable[..., Path]
+
+
+def test_split_statements_keeps_triggers_and_lines() -> None:
+    script = (
+        "-- leading comment\n"
+        "CREATE TABLE a (x);\n"
+        "\n"
+        "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n"
+        "  UPDATE a SET x = 1;\n"
+        "  UPDATE a SET x = 2;\n"
+        "END;\n"
+        "INSERT INTO a VALUES (';')  -- semicolon in a string\n"
+        ";\n"
+        "SELECT 1"
+    )
+    statements = split_statements(script)
+    assert [s.line for s in statements] == [2, 4, 8, 10]
+    assert statements[1].sql.endswith("END;")
+    assert statements[2].sql.startswith("INSERT INTO a VALUES (';')")
+    assert statements[3].sql == "SELECT 1"
+
+
+def test_split_statements_ignores_comment_only_text() -> None:
+    assert split_statements("-- nothing\n/* block */\n\n") == []
+
+
+def test_loads_all_three_layouts(write_migrations: Writer) -> None:
+    path = write_migrations(
+        {
+            "0001_users.sql": "-- migrate:up\nCREATE TABLE users (id INTEGER PRIMARY KEY);\n-- migrate:down\nDROP TABLE users;\n",
+            "0002_posts.up.sql": "CREATE TABLE posts (id INTEGER PRIMARY KEY);",
+            "0002_posts.down.sql": "DROP TABLE posts;",
+            "0003_backfill.py": "def up(conn):\n    conn.execute('INSERT INTO users DEFAULT VALUES')\n",
+            "0005_plain.sql": "CREATE INDEX i ON posts(id);",
+            "README.md": "ignored",
+            "__init__.py": "",
+        }
+    )
+    migrations = MigrationSet.from_path(path)
+    assert migrations.versions == (1, 2, 3, 5)
+    assert migrations.head == 5
+    assert migrations.gaps == (4,)
+    kinds = [type(s) for s in migrations]
+    assert kinds == [SqlStep, SqlStep, PythonStep, SqlStep]
+    assert [s.has_down for s in migrations] == [True, True, False, False]
+    assert migrations[0].label == "0001_users"
+    users = migrations.step(1)
+    assert isinstance(users, SqlStep)
+    assert users.up[0].line == 2 and users.down is not None and users.down[0].line == 4
+    assert "MigrationSet(" in repr(migrations) and len(migrations) == 4
+
+
+def test_hashes_change_only_from_the_edited_step_on(write_migrations: Writer) -> None:
+    files = {"0001_a.sql": "CREATE TABLE a (x);", "0002_b.sql": "CREATE TABLE b (x);"}
+    before = MigrationSet.from_path(write_migrations(files))
+    files["0002_b.sql"] = "CREATE TABLE b (x, y);"
+    after = MigrationSet.from_path(write_migrations(files))
+    assert before.prefix_hash(1) == after.prefix_hash(1)
+    assert before.prefix_hash(2) != after.prefix_hash(2)
+    assert before.checksum != after.checksum
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"0001_a.sql": "SELECT 1;", "1_b.sql": "SELECT 1;"}, "duplicate version 1"),
+        ({"0001_a.sql": "SELECT 1;", "0001_a.up.sql": "SELECT 1;"}, "duplicate version 1"),
+        ({"0001_a.py": "def up(c): pass", "0001_a.sql": "SELECT 1;"}, "duplicate version 1"),
+        ({"0001_a.sql": "SELECT 1;", "0001_a.py": "def up(c): pass"}, "duplicate version 1"),
+        ({"0001_a.up.sql": "SELECT 1;", "0001_a.up.sql.bak": "x", "create_users.sql": "SELECT 1;"}, "has no version"),
+        ({"0001_a.sql": b"SELECT '\xff';"}, "not valid UTF-8"),
+        ({"0001_a.sql": "-- just a comment\n"}, "has no SQL statement"),
+        ({"0001_a.sql": "-- migrate:up\n-- migrate:down\nDROP TABLE a;"}, "has no SQL statement"),
+        ({"0001_a.sql": "-- migrate:down\nDROP TABLE a;"}, "no '-- migrate:up'"),
+        ({"0001_a.sql": "SELECT 1;\n-- migrate:up\nSELECT 2;"}, "SQL before the first"),
+        ({"0001_a.sql": "-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;"}, "more than one"),
+        ({"0001_a.down.sql": "DROP TABLE a;"}, "down migration without an up file"),
+        ({"0001_a.py": "x = 1\n"}, r"must define a function up\(conn\)"),
+        ({"0001_a.py": "def up(conn)\n    pass\n"}, "does not compile"),
+        ({"0001_a.py": "raise RuntimeError('boom')\n"}, "RuntimeError: boom"),
+        ({"0000_a.sql": "SELECT 1;"}, "reserved for the empty database"),
+    ],
+)
+def test_bad_migration_folders_raise_clear_errors(write_migrations: Writer, files: dict[str, str], message: str) -> None:
+    path = write_migrations(files)
+    with pytest.raises(MigrationSetError, match=message):
+        MigrationSet.from_path(path)
+
+
+def test_non_utf8_error_names_file_and_line(write_migrations: Writer) -> None:
+    path = write_migrations({"0001_a.sql": b"SELECT 1;\nSELECT '\xe9';\n"})
+    with pytest.raises(MigrationSetError) as info:
+        MigrationSet.from_path(path)
+    assert "0001_a.sql:2" in str(info.value)
+
+
+def test_unreadable_file(write_migrations: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_migrations({"0001_a.sql": "SELECT 1;"})
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(MigrationSetError, match="cannot read migration file"):
+        MigrationSet.from_path(path)
+
+
+def test_missing_directory_says_how_to_configure(tmp_path: Path) -> None:
+    with pytest.raises(MigrationSetError, match="tenantdb_migrations"):
+        MigrationSet.from_path(tmp_path / "nope")
+
+
+def test_a_file_is_not_a_migration_source(tmp_path: Path) -> None:
+    file = tmp_path / "x.sql"
+    file.write_text("SELECT 1;")
+    with pytest.raises(MigrationSetError, match="no migration source"):
+        MigrationSet.from_path(file)
+
+
+def test_resolve_version_names(simple_migrations: MigrationSet) -> None:
+    m = simple_migrations
+    assert [m.resolve(x) for x in ("head", "head-1", "head - 2", "oldest", "empty", "2", 3)] == [3, 2, 1, 1, 0, 2, 3]
+    assert m.resolve("head-3") == 0
+    for bad in ("head-4", "heady", "latest", 7, True):
+        with pytest.raises(ConfigError):
+            m.resolve(bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="no migration step has version 9"):
+        m.step(9)
+
+
+def test_plan_goes_up_and_down(simple_migrations: MigrationSet) -> None:
+    up = simple_migrations.plan(1, 3)
+    assert [(s.version, d) for s, d in up] == [(2, "up"), (3, "up")]
+    down = simple_migrations.plan(3, 1)
+    assert [(s.version, d) for s, d in down] == [(3, "down"), (2, "down")]
+    assert simple_migrations.plan(2, 2) == []
+
+
+def test_empty_set_has_head_zero() -> None:
+    empty = MigrationSet([])
+    assert empty.head == 0 and empty.resolve("oldest") == 0 and empty.gaps == ()
+
+
+def test_no_transaction_marker(write_migrations: Writer) -> None:
+    path = write_migrations(
+        {
+            "0001_a.sql": "CREATE TABLE a (x);",
+            "0002_vacuum.sql": "-- tenantdb: no-transaction\nVACUUM;",
+            "0003_b.up.sql": "-- tenantdb: no-transaction\nVACUUM;",
+            "0004_py.py": "TRANSACTIONAL = False\ndef up(conn):\n    conn.execute('VACUUM')\n",
+        }
+    )
+    assert [s.transactional for s in MigrationSet.from_path(path)] == [True, False, False, False]
