@@ -49,7 +49,28 @@ _LAZY = {
     "Schema": "pytest_tenantdb.schema",
     "SchemaDiff": "pytest_tenantdb.schema",
 }
-__all__ = sorted(_LAZY)
+__all__ = [
+    "ConfigError",
+    "Fleet",
+    "FleetBuilder",
+    "FleetMigrationError",
+    "FleetReport",
+    "MigrationSet",
+    "MigrationSetError",
+    "Schema",
+    "SchemaDiff",
+    "Seeder",
+    "SeedingError",
+    "Step",
+    "StepFailure",
+    "TemplateBuildError",
+    "Tenant",
+    "TenantDBError",
+    "TenantDatabaseError",
+    "TenantIdError",
+    "TenantOutcome",
+    "validate_tenant_id",
+]
 
 
 def __getattr__(name: str) -> Any:

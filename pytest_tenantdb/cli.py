@@ -24,7 +24,9 @@ DEMO_MIX = {"head": 0.45, "head-1": 0.25, "head-2": 0.15, "head-5": 0.1, "oldest
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tenantdb", description="Test migrations of per-tenant SQLite databases.")
+    parser = argparse.ArgumentParser(
+        prog="tenantdb", description="Test migrations of per-tenant SQLite databases."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     versions = sub.add_parser("versions", help="list the steps of a migrations directory")
@@ -46,13 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from rich.console import Console
 
-    console = Console(stderr=False, highlight=False)
+    console = Console(stderr=False, highlight=False, quiet=getattr(args, "json", False))
     try:
         if args.command == "versions":
             return _versions(console, args.migrations)
         return _demo(console, args)
     except TenantDBError as exc:
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True)
+        Console(stderr=True, highlight=False).print(
+            f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True
+        )
         return 2
 
 
@@ -67,8 +71,12 @@ def _versions(console: Console, path: Path) -> int:
         table.add_column(column)
     for step in migrations:
         table.add_row(
-            str(step.version), step.name, type(step).__name__, "yes" if step.has_down else "no",
-            "yes" if step.transactional else "no", step.checksum[:12],
+            str(step.version),
+            step.name,
+            type(step).__name__,
+            "yes" if step.has_down else "no",
+            "yes" if step.transactional else "no",
+            step.checksum[:12],
         )
     console.print(table)
     if migrations.gaps:
@@ -89,7 +97,9 @@ def _demo(console: Console, args: argparse.Namespace) -> int:
     builder = FleetBuilder(workdir / "tenants", templates, seed=args.seed, workers=args.workers)
     with console.status(f"building {args.count} tenants from templates..."):
         fleet = builder.build(args.count, {k: v for k, v in DEMO_MIX.items()})
-    console.print(f"built {len(fleet)} fake tenants in {workdir / 'tenants'}: versions {dict(sorted(fleet.created_versions().items()))}")
+    console.print(
+        f"built {len(fleet)} fake tenants in {workdir / 'tenants'}: versions {dict(sorted(fleet.created_versions().items()))}"
+    )
     fleets = [fleet]
     snapshots = args.project / "snapshots"
     if snapshots.is_dir():
@@ -101,7 +111,7 @@ def _demo(console: Console, args: argparse.Namespace) -> int:
         for one in fleets:
             reports.append(one.migrate())
     if args.json:
-        console.print_json(json.dumps([r.to_dict() for r in reports]))
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
         return 0
     for report, title in zip(reports, ("fake tenants", "snapshots"), strict=False):
         _print_report(console, report, title)
@@ -116,11 +126,21 @@ def _print_report(console: Console, report: FleetReport, title: str) -> None:
         table.add_column(column, justify="right")
     for version, counts in report.by_start_version().items():
         table.add_row(
-            str(version), str(sum(counts.values())), str(counts["migrated"]),
-            str(counts["current"]), str(counts["failed"]),
+            str(version),
+            str(sum(counts.values())),
+            str(counts["migrated"]),
+            str(counts["current"]),
+            str(counts["failed"]),
         )
     totals = report.totals()
-    table.add_row("all", str(len(report)), str(totals["migrated"]), str(totals["current"]), str(totals["failed"]), style="bold")
+    table.add_row(
+        "all",
+        str(len(report)),
+        str(totals["migrated"]),
+        str(totals["current"]),
+        str(totals["failed"]),
+        style="bold",
+    )
     console.print(table)
     for outcome in report.failed:
         console.print(f"[red]{outcome.describe()}[/]", markup=True, highlight=False)

@@ -55,7 +55,9 @@ class TenantDBFactory:
         settings = Settings.from_config(config)
         scratch = tmp_path_factory.mktemp("tenantdb-scratch", numbered=True)
         cache = getattr(config, "cache", None)
-        cache_dir = Path(cache.mkdir("tenantdb")) / "templates" if cache is not None else scratch / "templates"
+        cache_dir = (
+            Path(cache.mkdir("tenantdb")) / "templates" if cache is not None else scratch / "templates"
+        )
         return cls(settings, cache_dir, scratch)
 
     def migrations(self, path: Path) -> MigrationSet:
@@ -73,7 +75,9 @@ class TenantDBFactory:
         key = (settings.migrations.resolve(), settings.versioning)
         if key not in self._caches:
             self._caches[key] = TemplateCache(
-                self.cache_dir, self.migrations(settings.migrations), version_store(settings.versioning),
+                self.cache_dir,
+                self.migrations(settings.migrations),
+                version_store(settings.versioning),
                 scratch=self.scratch_dir,
             )
         return self._caches[key]
@@ -84,13 +88,14 @@ def _marker_settings(request: pytest.FixtureRequest, base: Settings) -> tuple[Se
     kwargs: dict[str, Any] = {}
     for marker in reversed(list(request.node.iter_markers("tenantdb"))):
         kwargs.update(marker.kwargs)
-    extra = {k: kwargs.pop(k) for k in ("version", "size") if k in kwargs}
+    extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("version", "size") if k in kwargs}
     if "migrations" in kwargs and not Path(kwargs["migrations"]).is_absolute():
         kwargs["migrations"] = Path(request.config.rootpath) / kwargs["migrations"]
     return base.replace_from_marker(**kwargs), extra
 
 
-def _fail(exc: TenantDBError) -> pytest.fail.Exception:
+def _fail(exc: TenantDBError) -> BaseException:
+    """A fixture error that shows the message, not our stack."""
     return pytest.fail.Exception(f"{type(exc).__name__}: {exc}", pytrace=False)
 
 
@@ -168,7 +173,9 @@ def tenant_db(tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest,
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Show a TenantDBError raised in a test as its message and the test's own line, not our stack."""
     report = yield
     excinfo = call.excinfo

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,7 +222,9 @@ def _normed(objects: dict[str, str]) -> dict[str, str]:
     return {k: _norm(v) for k, v in objects.items()}
 
 
-def _diff_names(changes: list[Change], what: str, old: dict[str, object], new: dict[str, object]) -> None:
+def _diff_names(
+    changes: list[Change], what: str, old: Mapping[str, object], new: Mapping[str, object]
+) -> None:
     for name in sorted(old.keys() - new.keys()):
         changes.append(Change("dropped", f"{what} {name}"))
     for name in sorted(new.keys() - old.keys()):
@@ -245,9 +248,15 @@ def _diff_table(old: Table, new: Table) -> list[Change]:
         for attr in ("type", "notnull", "default", "pk", "collation"):
             if getattr(a, attr) != getattr(b, attr):
                 changes.append(
-                    Change("changed", f"column {old.name}.{name}", f"{attr} {getattr(a, attr)!r} -> {getattr(b, attr)!r}")
+                    Change(
+                        "changed",
+                        f"column {old.name}.{name}",
+                        f"{attr} {getattr(a, attr)!r} -> {getattr(b, attr)!r}",
+                    )
                 )
-    if [c.name for c in old.columns if c.name in new_cols] != [c.name for c in new.columns if c.name in old_cols]:
+    if [c.name for c in old.columns if c.name in new_cols] != [
+        c.name for c in new.columns if c.name in old_cols
+    ]:
         changes.append(Change("changed", f"table {old.name}", "column order"))
     for attr in ("foreign_keys", "unique_sets", "without_rowid"):
         if getattr(old, attr) != getattr(new, attr):
@@ -349,13 +358,20 @@ def _column_collations(sql: str) -> dict[str, str]:
     for part in _split_top_level(body):
         words = part.strip().split()
         match = _COLLATE.search(part)
-        if words and match and words[0].upper() not in {"PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "CONSTRAINT"}:
+        if (
+            words
+            and match
+            and words[0].upper() not in {"PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "CONSTRAINT"}
+        ):
             result[words[0].strip('"`[]').lower()] = match[1].upper()
     return result
 
 
 def _split_top_level(body: str) -> list[str]:
-    parts, depth, current, quote = [], 0, [], None
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    quote: str | None = None
     for ch in body:
         if quote:
             quote = None if ch == quote else quote

@@ -58,7 +58,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.versioning not in ("user_version", "table"):
-            raise ConfigError(f"tenantdb_versioning must be 'user_version' or 'table', not {self.versioning!r}")
+            raise ConfigError(
+                f"tenantdb_versioning must be 'user_version' or 'table', not {self.versioning!r}"
+            )
         for name in ("workers", "variants"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"tenantdb_{name} must be at least 1, got {getattr(self, name)}")

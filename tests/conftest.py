@@ -55,7 +55,9 @@ def example_migrations() -> MigrationSet:
     return MigrationSet.from_path(EXAMPLE / "migrations")
 
 
-def make_builder(tmp_path: Path, migrations: MigrationSet, versioning: str = "user_version", **kw: object) -> FleetBuilder:
+def make_builder(
+    tmp_path: Path, migrations: MigrationSet, versioning: str = "user_version", **kw: object
+) -> FleetBuilder:
     cache = TemplateCache(tmp_path / "cache", migrations, version_store(versioning))
     return FleetBuilder(tmp_path / "tenants", cache, **kw)  # type: ignore[arg-type]
 

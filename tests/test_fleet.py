@@ -32,7 +32,9 @@ def test_allocate_shares_and_counts() -> None:
             allocate(count, mix, "x")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", ["../etc/passwd", "a/b", "a\\b", "..", "", ".hidden", "x" * 101, "a b", "ten..ant", 7])
+@pytest.mark.parametrize(
+    "bad", ["../etc/passwd", "a/b", "a\\b", "..", "", ".hidden", "x" * 101, "a b", "ten..ant", 7]
+)
 def test_unsafe_tenant_ids_are_refused(bad: object) -> None:
     with pytest.raises(TenantIdError):
         validate_tenant_id(bad)
@@ -84,7 +86,9 @@ def test_explicit_counts_ids_and_determinism(tmp_path: Path, example_migrations:
         ({"count": 3, "versions": 3.5}, ConfigError, "mapping, a list or a single value"),
     ],
 )
-def test_bad_fleet_arguments(tmp_path: Path, example_migrations: MigrationSet, kwargs: dict, error: type, message: str) -> None:  # type: ignore[type-arg]
+def test_bad_fleet_arguments(
+    tmp_path: Path, example_migrations: MigrationSet, kwargs: dict, error: type, message: str
+) -> None:  # type: ignore[type-arg]
     with pytest.raises(error, match=message):
         make_builder(tmp_path, example_migrations).build(**kwargs)
 
@@ -103,7 +107,9 @@ def _digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def test_snapshots_are_copied_and_originals_never_touched(tmp_path: Path, example_migrations: MigrationSet) -> None:
+def test_snapshots_are_copied_and_originals_never_touched(
+    tmp_path: Path, example_migrations: MigrationSet
+) -> None:
     source = tmp_path / "snapshots"
     shutil.copytree(EXAMPLE / "snapshots", source)
     before = _digest(source)

@@ -81,7 +81,14 @@ def test_hashes_change_only_from_the_edited_step_on(write_migrations: Writer) ->
         ({"0001_a.sql": "SELECT 1;", "0001_a.up.sql": "SELECT 1;"}, "duplicate version 1"),
         ({"0001_a.py": "def up(c): pass", "0001_a.sql": "SELECT 1;"}, "duplicate version 1"),
         ({"0001_a.sql": "SELECT 1;", "0001_a.py": "def up(c): pass"}, "duplicate version 1"),
-        ({"0001_a.up.sql": "SELECT 1;", "0001_a.up.sql.bak": "x", "create_users.sql": "SELECT 1;"}, "has no version"),
+        (
+            {
+                "0001_a.up.sql": "SELECT 1;",
+                "0001_a.up.sql.bak": "x",
+                "create_users.sql": "SELECT 1;",
+            },
+            "has no version",
+        ),
         ({"0001_a.sql": b"SELECT '\xff';"}, "not valid UTF-8"),
         ({"0001_a.sql": "-- just a comment\n"}, "has no SQL statement"),
         ({"0001_a.sql": "-- migrate:up\n-- migrate:down\nDROP TABLE a;"}, "has no SQL statement"),
@@ -95,7 +102,9 @@ def test_hashes_change_only_from_the_edited_step_on(write_migrations: Writer) ->
         ({"0000_a.sql": "SELECT 1;"}, "reserved for the empty database"),
     ],
 )
-def test_bad_migration_folders_raise_clear_errors(write_migrations: Writer, files: dict[str, str], message: str) -> None:
+def test_bad_migration_folders_raise_clear_errors(
+    write_migrations: Writer, files: dict[str, str], message: str
+) -> None:
     path = write_migrations(files)
     with pytest.raises(MigrationSetError, match=message):
         MigrationSet.from_path(path)
@@ -133,7 +142,15 @@ def test_a_file_is_not_a_migration_source(tmp_path: Path) -> None:
 
 def test_resolve_version_names(simple_migrations: MigrationSet) -> None:
     m = simple_migrations
-    assert [m.resolve(x) for x in ("head", "head-1", "head - 2", "oldest", "empty", "2", 3)] == [3, 2, 1, 1, 0, 2, 3]
+    assert [m.resolve(x) for x in ("head", "head-1", "head - 2", "oldest", "empty", "2", 3)] == [
+        3,
+        2,
+        1,
+        1,
+        0,
+        2,
+        3,
+    ]
     assert m.resolve("head-3") == 0
     for bad in ("head-4", "heady", "latest", 7, True):
         with pytest.raises(ConfigError):
@@ -165,3 +182,12 @@ def test_no_transaction_marker(write_migrations: Writer) -> None:
         }
     )
     assert [s.transactional for s in MigrationSet.from_path(path)] == [True, False, False, False]
+
+
+def test_split_statements_on_one_line_and_block_comments() -> None:
+    statements = split_statements("SELECT 1; SELECT 2; -- tail\n/* c; d */ SELECT 3;")
+    assert [(s.sql, s.line) for s in statements] == [
+        ("SELECT 1;", 1),
+        ("SELECT 2;", 1),
+        ("SELECT 3;", 2),
+    ]

@@ -44,7 +44,9 @@ def test_migrate_brings_every_tenant_to_head(tmp_path: Path, example_migrations:
     assert "60 already current" in str(again) and again.to_dict()["totals"]["current"] == 60
 
 
-def test_failing_tenant_is_restored_byte_identical_and_others_carry_on(tmp_path: Path, example_migrations: MigrationSet) -> None:
+def test_failing_tenant_is_restored_byte_identical_and_others_carry_on(
+    tmp_path: Path, example_migrations: MigrationSet
+) -> None:
     fleet = make_builder(tmp_path, example_migrations)(count=20, versions={6: 1.0}, sizes="small")
     victim = fleet[3]
     with victim.connect() as conn:  # drift only this tenant has: a hand-made view on notes
@@ -85,13 +87,17 @@ def test_python_step_failure_names_the_last_statement(tmp_path: Path, write_migr
     report = fleet.migrate()
     assert len(report.failed) == 2
     failure = report.failed[0]
-    assert failure.step == "0004_backfill" and "NOT NULL constraint failed: posts.title" in (failure.error or "")
+    assert failure.step == "0004_backfill" and "NOT NULL constraint failed: posts.title" in (
+        failure.error or ""
+    )
     assert failure.statement is not None and failure.statement.startswith("INSERT INTO posts")
     assert failure.location is not None and failure.location.endswith("0004_backfill.py (up())")
     assert fleet.versions() == {3: 2}
 
 
-def test_corrupted_locked_and_unknown_version_tenants(tmp_path: Path, simple_migrations: MigrationSet) -> None:
+def test_corrupted_locked_and_unknown_version_tenants(
+    tmp_path: Path, simple_migrations: MigrationSet
+) -> None:
     fleet = make_builder(tmp_path, simple_migrations, timeout=0.05)(versions={1: 4}, sizes="small")
     corrupted, locked, future, healthy = fleet
     corrupted.path.write_bytes(b"this is not a database" * 200)
@@ -106,7 +112,9 @@ def test_corrupted_locked_and_unknown_version_tenants(tmp_path: Path, simple_mig
         holder.close()
     by_id = {o.tenant: o for o in report.outcomes}
     assert by_id[healthy.id].status == "migrated"
-    assert "not a database" in (by_id[corrupted.id].error or "") and "corrupted" in (by_id[corrupted.id].error or "")
+    assert "not a database" in (by_id[corrupted.id].error or "") and "corrupted" in (
+        by_id[corrupted.id].error or ""
+    )
     assert "locked" in (by_id[locked.id].error or "")
     assert "version 42" in (by_id[future.id].error or "")
     assert locked.current_version() == 1  # untouched, retried next run
@@ -153,10 +161,16 @@ def test_steps_outside_a_transaction(tmp_path: Path, write_migrations: Writer) -
 
 def test_foreign_key_check_statement_fails_the_step(tmp_path: Path, write_migrations: Writer) -> None:
     files = dict(SIMPLE)
-    files["0004_orphan.sql"] = "INSERT INTO posts (user_id, title) VALUES (999, 'orphan');\nPRAGMA foreign_key_check;"
-    fleet = make_builder(tmp_path, MigrationSet.from_path(write_migrations(files)))(versions={3: 1}, sizes="empty")
+    files["0004_orphan.sql"] = (
+        "INSERT INTO posts (user_id, title) VALUES (999, 'orphan');\nPRAGMA foreign_key_check;"
+    )
+    fleet = make_builder(tmp_path, MigrationSet.from_path(write_migrations(files)))(
+        versions={3: 1}, sizes="empty"
+    )
     failure = fleet.migrate().failed[0]
-    assert "foreign key violation" in (failure.error or "") and failure.statement == "PRAGMA foreign_key_check;"
+    assert (
+        "foreign key violation" in (failure.error or "") and failure.statement == "PRAGMA foreign_key_check;"
+    )
 
 
 def test_two_workers_give_the_same_outcome_as_one(tmp_path: Path, example_migrations: MigrationSet) -> None:
@@ -183,7 +197,9 @@ def up(conn):
 """
 
 
-def test_worker_killed_mid_step_leaves_no_tenant_half_migrated(tmp_path: Path, write_migrations: Writer) -> None:
+def test_worker_killed_mid_step_leaves_no_tenant_half_migrated(
+    tmp_path: Path, write_migrations: Writer
+) -> None:
     files = dict(SIMPLE)
     files["0004_kill.py"] = KILL_STEP
     migrations = MigrationSet.from_path(write_migrations(files))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -111,19 +110,35 @@ def test_flag_overrides_ini_and_marker_overrides_both(project: pytest.Pytester) 
             assert tenant_fleet.workers == 2
         """
     )
-    result = project.runpytest("--tenantdb-migrations", "other", "--tenantdb-seed", "9", "--tenantdb-versioning", "table")
+    result = project.runpytest(
+        "--tenantdb-migrations", "other", "--tenantdb-seed", "9", "--tenantdb-versioning", "table"
+    )
     result.assert_outcomes(passed=2)
 
 
 @pytest.mark.parametrize(
     ("args", "ini", "message"),
     [
-        ((), "tenantdb_migrations = nowhere", "*MigrationSetError: migrations directory */nowhere does not exist*"),
-        (("--tenantdb-workers", "many"), "tenantdb_migrations = migrations", "*tenantdb_workers / --tenantdb-workers must be int*"),
-        ((), "tenantdb_migrations = migrations\ntenantdb_versioning = alembic", "*'user_version' or 'table'*"),
+        (
+            (),
+            "tenantdb_migrations = nowhere",
+            "*MigrationSetError: migrations directory */nowhere does not exist*",
+        ),
+        (
+            ("--tenantdb-workers", "many"),
+            "tenantdb_migrations = migrations",
+            "*tenantdb_workers / --tenantdb-workers must be int*",
+        ),
+        (
+            (),
+            "tenantdb_migrations = migrations\ntenantdb_versioning = alembic",
+            "*'user_version' or 'table'*",
+        ),
     ],
 )
-def test_bad_configuration_is_a_clear_error(project: pytest.Pytester, args: tuple[str, ...], ini: str, message: str) -> None:
+def test_bad_configuration_is_a_clear_error(
+    project: pytest.Pytester, args: tuple[str, ...], ini: str, message: str
+) -> None:
     project.makeini(f"[pytest]\n{ini}\n")
     project.makepyfile("def test_x(tenant_fleet):\n    tenant_fleet(count=1)\n")
     result = project.runpytest(*args)
@@ -156,7 +171,9 @@ def test_errors_raised_in_a_test_point_at_the_test_line(project: pytest.Pytester
     )
     result = project.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*test_errors_raised_in_a_test_point_at_the_test_line.py:2: TenantIdError: unsafe tenant id*"])
+    result.stdout.fnmatch_lines(
+        ["*test_errors_raised_in_a_test_point_at_the_test_line.py:2: TenantIdError: unsafe tenant id*"]
+    )
     assert "fleet.py" not in result.stdout.str()
 
 
@@ -196,8 +213,12 @@ def test_xdist_two_workers(project: pytest.Pytester) -> None:
     )
     result = project.runpytest_subprocess("-n", "2")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*= tenantdb fleet migrations =*", "*test_fleet?0?: 30 tenants -> version 11*"])
-    names = [p.name for p in (project.path / ".pytest_cache" / "d" / "tenantdb" / "templates").glob("v*.sqlite3")]
+    result.stdout.fnmatch_lines(
+        ["*= tenantdb fleet migrations =*", "*test_fleet?0?: 30 tenants -> version 11*"]
+    )
+    names = [
+        p.name for p in (project.path / ".pytest_cache" / "d" / "tenantdb" / "templates").glob("v*.sqlite3")
+    ]
     assert len(names) == len(set(names))
 
 

@@ -63,7 +63,11 @@ def test_schema_from_connection(constrained: sqlite3.Connection) -> None:
     assert (checks["age"].low, checks["age"].high) == (18, 99)
     assert (checks["score"].low, checks["score"].high) == (0, 4)
     assert checks["nickname"].max_length == 8
-    assert list(schema.indexes) == ["members_org"] and "admins" in schema.views and "members_touch" in schema.triggers
+    assert (
+        list(schema.indexes) == ["members_org"]
+        and "admins" in schema.views
+        and "members_touch" in schema.triggers
+    )
     order = schema.insert_order()
     assert order.index("orgs") < order.index("members") < order.index("member_tags")
     assert order.index("tags") < order.index("member_tags")
@@ -161,7 +165,14 @@ def test_seeding_is_deterministic_for_a_seed(tmp_path: Path) -> None:
 
 
 def test_user_generators_override_columns(constrained: sqlite3.Connection) -> None:
-    _fill(constrained, 10, generators={"members.email": lambda faker, i: f"user{i}@corp.test", "slug": lambda f, i: f"org-{i}"})
+    _fill(
+        constrained,
+        10,
+        generators={
+            "members.email": lambda faker, i: f"user{i}@corp.test",
+            "slug": lambda f, i: f"org-{i}",
+        },
+    )
     assert all(r[0].endswith("@corp.test") for r in constrained.execute("SELECT email FROM members"))
     assert all(r[0].startswith("org-") for r in constrained.execute("SELECT slug FROM orgs"))
     with pytest.raises(ConfigError, match="must be callable"):

@@ -60,7 +60,10 @@ def test_parallel_processes_build_each_template_once(tmp_path: Path, write_migra
     migrations_dir = write_migrations(SIMPLE)
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    procs = [context.Process(target=_build_in_process, args=(str(tmp_path / "c"), str(migrations_dir), queue)) for _ in range(3)]
+    procs = [
+        context.Process(target=_build_in_process, args=(str(tmp_path / "c"), str(migrations_dir), queue))
+        for _ in range(3)
+    ]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -74,7 +77,9 @@ def test_table_store_and_user_version_store(tmp_path: Path, simple_migrations: M
     table = TemplateCache(tmp_path / "t", simple_migrations, TableStore()).schema_template(3)
     conn = sqlite3.connect(table)
     assert conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall() == [
-        (1, "users"), (2, "name"), (3, "posts"),
+        (1, "users"),
+        (2, "name"),
+        (3, "posts"),
     ]
     assert TableStore().read(conn) == 3 and UserVersionStore().read(conn) == 0
     plain = TemplateCache(tmp_path / "u", simple_migrations, UserVersionStore()).schema_template(2)

@@ -11,9 +11,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pytest_tenantdb import database
-from pytest_tenantdb.errors import ConfigError, TenantIdError
+from pytest_tenantdb.errors import ConfigError, TenantDatabaseError, TenantIdError
 from pytest_tenantdb.fleet.migrator import migrate_many, restore
 from pytest_tenantdb.fleet.report import FleetReport
 from pytest_tenantdb.fleet.seeding import SIZE_ROWS, ColumnGenerator, Seeder
@@ -29,6 +30,8 @@ SNAPSHOT_SUFFIXES = (".sqlite3", ".sqlite", ".db")
 #: ``{"head": 0.7, "head-1": 0.3}`` (shares), ``{3: 100, 4: 400}`` (counts) or ``[3, 4]`` (even).
 VersionMix = Mapping[int | str, float] | Sequence[int | str] | int | str
 SizeMix = Mapping[str, float] | Sequence[str] | str
+
+K = TypeVar("K")
 
 DEFAULT_SIZES: dict[str, float] = {"empty": 0.1, "small": 0.7, "large": 0.2}
 
@@ -58,11 +61,12 @@ class Tenant:
     version: int
     size: str = "empty"
 
-    def connect(self, **kwargs: object) -> sqlite3.Connection:
+    def connect(self, **kwargs: Any) -> sqlite3.Connection:
         """A plain ``sqlite3`` connection to the tenant's file, as the app would open it."""
         if not self.path.is_file():
-            raise database.TenantDatabaseError(f"{self.path}: tenant {self.id} has no database file.")
-        return sqlite3.connect(self.path, **kwargs)  # type: ignore[arg-type]
+            raise TenantDatabaseError(f"{self.path}: tenant {self.id} has no database file.")
+        conn: sqlite3.Connection = sqlite3.connect(self.path, **kwargs)
+        return conn
 
     def current_version(self, store: VersionStore | None = None) -> int:
         """The version recorded in the file now (``user_version`` unless ``store`` says otherwise)."""
@@ -79,7 +83,7 @@ class Tenant:
         return Schema.from_path(self.path)
 
 
-def allocate(count: int | None, mix: Mapping[object, float], what: str) -> list[object]:
+def allocate(count: int | None, mix: Mapping[K, float], what: str) -> list[K]:
     """Split ``count`` items over the keys of ``mix``: ints are counts, floats are shares."""
     if not mix:
         raise ConfigError(f"{what} must not be empty")
@@ -174,7 +178,12 @@ class Fleet(Sequence[Tenant]):
             raise ConfigError(f"workers must be at least 1, got {workers}")
         started = time.perf_counter()
         outcomes = migrate_many(
-            [(t.id, t.path) for t in self._tenants], self.migrations, target, self.store, workers, self.timeout
+            [(t.id, t.path) for t in self._tenants],
+            self.migrations,
+            target,
+            self.store,
+            workers,
+            self.timeout,
         )
         report = FleetReport(target, tuple(outcomes), time.perf_counter() - started, workers)
         if self._on_report is not None:
@@ -217,8 +226,12 @@ class FleetBuilder:
 
     def _fleet(self, tenants: Sequence[Tenant]) -> Fleet:
         return Fleet(
-            tenants, self.migrations, self.templates.store,
-            workers=self.workers, timeout=self.timeout, on_report=self.on_report,
+            tenants,
+            self.migrations,
+            self.templates.store,
+            workers=self.workers,
+            timeout=self.timeout,
+            on_report=self.on_report,
         )
 
     def build(
@@ -244,13 +257,13 @@ class FleetBuilder:
             elif count != len(ids):
                 raise ConfigError(f"count={count} but {len(ids)} ids given; make them agree")
         mix = _as_mapping(versions if versions is not None else "head", "versions")
-        resolved: dict[object, float] = {}
+        resolved: dict[int, float] = {}
         for key, share in mix.items():
             version = self.migrations.resolve(key)  # type: ignore[arg-type]
             resolved[version] = resolved.get(version, 0) + share
         wanted_versions = allocate(count, resolved, "versions")
         count = len(wanted_versions)
-        size_mix = _as_mapping(sizes if sizes is not None else DEFAULT_SIZES, "sizes")
+        size_mix = {str(k): v for k, v in _as_mapping(sizes or DEFAULT_SIZES, "sizes").items()}
         for size in size_mix:
             if size not in SIZE_ROWS:
                 raise ConfigError(f"unknown size {size!r}; choose from {sorted(SIZE_ROWS)}")
@@ -266,8 +279,8 @@ class FleetBuilder:
         sources: dict[tuple[int, str, int], Path] = {}
         tenants = []
         for tenant_id, version, size in zip(ids, wanted_versions, wanted_sizes, strict=True):
-            variant = rng.randrange(self.variants) if SIZE_ROWS[str(size)] else 0
-            key = (int(version), str(size), variant)  # type: ignore[call-overload]
+            variant = rng.randrange(self.variants) if SIZE_ROWS[size] else 0
+            key = (version, size, variant)
             if key not in sources:
                 sources[key] = self.templates.seeded_template(*key, seeder)
             path = directory / f"{tenant_id}.sqlite3"
@@ -287,7 +300,9 @@ class FleetBuilder:
         generators: Mapping[str, ColumnGenerator] | None = None,
     ) -> Tenant:
         """One tenant database at ``version`` (a fleet of one)."""
-        fleet = self.build(1, {version: 1}, sizes={size: 1}, seed=seed, ids=[tenant_id], generators=generators)
+        fleet = self.build(
+            1, {version: 1}, sizes={size: 1}, seed=seed, ids=[tenant_id], generators=generators
+        )
         return fleet[0]
 
     def from_snapshots(self, source: Path | str | Sequence[Path | str], *, name: str | None = None) -> Fleet:
@@ -325,7 +340,7 @@ def _safe_version(path: Path, store: VersionStore) -> int:
     """The snapshot's version, or -1 when it cannot be read (migrate() reports why)."""
     try:
         conn = database.connect(path)
-    except database.TenantDatabaseError:
+    except TenantDatabaseError:
         return -1
     try:
         return store.read(conn)

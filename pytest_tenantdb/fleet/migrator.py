@@ -89,10 +89,19 @@ def migrate_tenant(
     started = time.perf_counter()
     recovered = restore(path)
 
-    def outcome(status: str, start: int, end: int, applied: Sequence[str] = (), **failure: str | None) -> TenantOutcome:
+    def outcome(
+        status: str, start: int, end: int, applied: Sequence[str] = (), **failure: str | None
+    ) -> TenantOutcome:
         return TenantOutcome(
-            tenant, str(path), status, start, end, tuple(applied), recovered=recovered,
-            seconds=time.perf_counter() - started, **failure,
+            tenant,
+            str(path),
+            status,
+            start,
+            end,
+            tuple(applied),
+            recovered=recovered,
+            seconds=time.perf_counter() - started,
+            **failure,
         )
 
     try:
@@ -107,7 +116,9 @@ def migrate_tenant(
         known = (0, *migrations.versions)
         if start not in known:
             return outcome(
-                "failed", start, start,
+                "failed",
+                start,
+                start,
                 error=f"tenant is at version {start}, which no step of {migrations.origin} has "
                 "(a newer release, or a foreign database?)",
             )
@@ -121,8 +132,13 @@ def migrate_tenant(
             conn.close()
             restore(path)
             return outcome(
-                "failed", start, start, step=exc.step, statement=exc.statement,
-                location=exc.location, error=exc.error,
+                "failed",
+                start,
+                start,
+                step=exc.step,
+                statement=exc.statement,
+                location=exc.location,
+                error=exc.error,
             )
         conn.close()
         backup_path(path).unlink()
@@ -133,21 +149,16 @@ def migrate_tenant(
 
 # -- worker processes -----------------------------------------------------------------------
 
-_WORKER_STATE: dict[str, object] = {}
+_WORKER_STATE: list[tuple[MigrationSet, int, VersionStore, float]] = []
 
 
 def _init_worker(migrations: MigrationSet, target: int, store: VersionStore, timeout: float) -> None:
-    _WORKER_STATE.update(migrations=migrations, target=target, store=store, timeout=timeout)
+    _WORKER_STATE[:] = [(migrations, target, store, timeout)]
 
 
 def _migrate_chunk(chunk: list[tuple[str, Path]]) -> list[TenantOutcome]:
-    state = _WORKER_STATE
-    return [
-        migrate_tenant(
-            tenant, path, state["migrations"], state["target"], state["store"], state["timeout"]  # type: ignore[arg-type]
-        )
-        for tenant, path in chunk
-    ]
+    migrations, target, store, timeout = _WORKER_STATE[0]
+    return [migrate_tenant(tenant, path, migrations, target, store, timeout) for tenant, path in chunk]
 
 
 def migrate_many(
@@ -163,7 +174,9 @@ def migrate_many(
         return [migrate_tenant(t, p, migrations, target, store, timeout) for t, p in tenants]
     size = max(1, len(tenants) // (workers * 4))
     chunks = [list(tenants[i : i + size]) for i in range(0, len(tenants), size)]
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
     outcomes: list[TenantOutcome] = []
     with ProcessPoolExecutor(
         max_workers=workers,
@@ -178,7 +191,11 @@ def migrate_many(
             except BrokenProcessPool:
                 outcomes.extend(
                     TenantOutcome(
-                        tenant, str(path), "failed", -1, -1,
+                        tenant,
+                        str(path),
+                        "failed",
+                        -1,
+                        -1,
                         error="the worker process died; the next migrate() restores the tenant's "
                         "backup and retries it",
                     )

@@ -14,8 +14,8 @@ import math
 import random
 import sqlite3
 import uuid
-from datetime import datetime
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pytest_tenantdb.errors import ConfigError, SeedingError
@@ -109,7 +109,17 @@ def value_kind(column: Column) -> str:
         return "bool"
     if words & {"amount", "price", "total", "cost", "balance", "salary", "fee"}:
         return "money"
-    if words & {"count", "qty", "quantity", "position", "priority", "rank", "score", "age", "level"}:
+    if words & {
+        "count",
+        "qty",
+        "quantity",
+        "position",
+        "priority",
+        "rank",
+        "score",
+        "age",
+        "level",
+    }:
         return "small_int"
     if "INT" in declared:
         return "int"
@@ -130,9 +140,7 @@ class Seeder:
     values are ``fn(faker, row_number) -> value``.
     """
 
-    def __init__(
-        self, seed: int = 0, generators: Mapping[str, ColumnGenerator] | None = None
-    ) -> None:
+    def __init__(self, seed: int = 0, generators: Mapping[str, ColumnGenerator] | None = None) -> None:
         self.seed = seed
         self.generators = dict(generators or {})
         for key, fn in self.generators.items():
@@ -171,8 +179,9 @@ class Seeder:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             conn.execute("ROLLBACK")
-            raise SeedingError(f"seeding failed: {exc}; override the offending column with "
-                               "generators={'table.column': fn}") from exc
+            raise SeedingError(
+                f"seeding failed: {exc}; override the offending column with generators={{'table.column': fn}}"
+            ) from exc
         return counts
 
     def _fill_table(
@@ -190,7 +199,9 @@ class Seeder:
         checks = table.column_checks()
         unique_cols = {s[0].lower() for s in table.unique_sets if len(s) == 1}
         fk_of = {fk.columns[0].lower(): fk for fk in table.foreign_keys if len(fk.columns) == 1}
-        makers = [self._maker(table, c, checks.get(c.name.lower()), c.name.lower() in unique_cols) for c in columns]
+        makers = [
+            self._maker(table, c, checks.get(c.name.lower()), c.name.lower() in unique_cols) for c in columns
+        ]
         own_keys: list[object] = []
         pk = table.primary_key
         pk_index = next((n for n, c in enumerate(columns) if pk and c.name == pk[0]), None)
@@ -203,7 +214,12 @@ class Seeder:
                     value: object = i + 1
                 elif lower in fk_of:
                     value = self._reference(fk_of[lower], table, column, schema, keys, own_keys, rng)
-                elif not column.notnull and not column.pk and rng.random() < NULL_RATE and lower not in unique_cols:
+                elif (
+                    not column.notnull
+                    and not column.pk
+                    and rng.random() < NULL_RATE
+                    and lower not in unique_cols
+                ):
                     value = None
                 else:
                     value = make(rng, i)
@@ -221,7 +237,11 @@ class Seeder:
         for other in schema.tables.values():
             for fk in other.foreign_keys:
                 if fk.ref_table.lower() == table.name.lower():
-                    ref = fk.ref_columns if fk.ref_columns[0] is not None else tuple(table.primary_key) or ("rowid",)
+                    ref = (
+                        fk.ref_columns
+                        if fk.ref_columns[0] is not None
+                        else tuple(table.primary_key) or ("rowid",)
+                    )
                     cols = ", ".join(f'"{c}"' for c in ref)
                     keys[(table.name.lower(), fk.ref_columns)] = conn.execute(
                         f'SELECT {cols} FROM "{quoted}"'
@@ -247,13 +267,16 @@ class Seeder:
             return None if not column.notnull else _SKIP
         return rng.choice(parents)[0]
 
+    def _user_maker(self, fn: ColumnGenerator) -> Callable[[random.Random, int], object]:
+        return lambda _rng, i: fn(self.faker, i)
+
     def _maker(
         self, table: Table, column: Column, check: ColumnCheck | None, unique: bool
     ) -> Callable[[random.Random, int], object]:
         for key in (f"{table.name}.{column.name}".lower(), column.name.lower()):
             for name, fn in self.generators.items():
                 if name.lower() == key:
-                    return lambda _rng, i, fn=fn: fn(self.faker, i)
+                    return self._user_maker(fn)
         if check is not None and check.choices:
             choices = list(check.choices)
             return lambda rng, i: rng.choice(choices)
@@ -300,7 +323,9 @@ class _Skip:
 _SKIP = _Skip()
 
 
-def _uniquify(base: Callable[[random.Random, int], object], kind: str) -> Callable[[random.Random, int], object]:
+def _uniquify(
+    base: Callable[[random.Random, int], object], kind: str
+) -> Callable[[random.Random, int], object]:
     """Wrap ``base`` so row ``i`` never repeats a value of an earlier row."""
 
     def make(rng: random.Random, i: int) -> object:

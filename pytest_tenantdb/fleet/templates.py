@@ -30,7 +30,11 @@ class TemplateCache:
     """Builds and finds template files under ``directory`` (pytest's cache dir by default)."""
 
     def __init__(
-        self, directory: Path, migrations: MigrationSet, store: VersionStore, scratch: Path | None = None
+        self,
+        directory: Path,
+        migrations: MigrationSet,
+        store: VersionStore,
+        scratch: Path | None = None,
     ) -> None:
         self.directory = directory
         self.scratch = scratch or directory / "scratch"
@@ -40,7 +44,12 @@ class TemplateCache:
         directory.mkdir(parents=True, exist_ok=True)
 
     def _key(self, version: int, *extra: str) -> str:
-        parts = [self.migrations.prefix_hash(version), self.store.name, sqlite3.sqlite_version, *extra]
+        parts = [
+            self.migrations.prefix_hash(version),
+            self.store.name,
+            sqlite3.sqlite_version,
+            *extra,
+        ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
     def _locked_build(self, target: Path, build: Callable[[Path], None]) -> Path:
@@ -105,7 +114,12 @@ class TemplateCache:
             database.copy_file(base, partial)
             conn = database.connect(partial)
             try:
-                seeder.fill(conn, Schema.from_connection(conn, ignore=("schema_migrations",)), SIZE_ROWS[size], variant)
+                seeder.fill(
+                    conn,
+                    Schema.from_connection(conn, ignore=("schema_migrations",)),
+                    SIZE_ROWS[size],
+                    variant,
+                )
             finally:
                 conn.close()
 

@@ -16,7 +16,9 @@ from pytest_tenantdb.errors import MigrationSetError
 from pytest_tenantdb.migrations.statements import Statement, is_blank, split_statements
 from pytest_tenantdb.migrations.steps import NO_TRANSACTION_MARKER, PythonStep, SqlStep, Step
 
-_STEP_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9_\-]+?)(?P<part>\.up|\.down)?\.(?P<ext>sql|py)$")
+_STEP_NAME = re.compile(
+    r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9_\-]+?)(?P<part>\.up|\.down)?\.(?P<ext>sql|py)$"
+)
 _MARKER = re.compile(r"^\s*--\s*migrate:(up|down)\b.*$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -46,8 +48,7 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise MigrationSetError(
-            f"{path}:{line}: migration file is not valid UTF-8 (byte {exc.start}); "
-            "re-save it as UTF-8."
+            f"{path}:{line}: migration file is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8."
         ) from exc
 
 

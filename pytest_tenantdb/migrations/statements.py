@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 
 _COMMENT_ONLY = re.compile(r"^(\s|--[^\n]*(\n|$)|/\*.*?\*/)*$", re.DOTALL)
+_LEADING = re.compile(r"(\s|--[^\n]*(\n|$)|/\*.*?\*/)*", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -27,22 +28,27 @@ def is_blank(sql: str) -> bool:
 
 
 def split_statements(script: str, first_line: int = 1) -> list[Statement]:
-    """Split ``script`` into statements; a trailing statement without ``;`` is kept too."""
+    """Split ``script`` into statements; a trailing statement without ``;`` is kept too.
+
+    Each ``;`` is a candidate end; SQLite decides whether the text up to it is complete, so
+    semicolons inside strings, comments and trigger bodies do not split.
+    """
     statements: list[Statement] = []
-    buffer: list[str] = []
-    start = first_line
-    for offset, line in enumerate(script.splitlines(keepends=True)):
-        if not buffer:
-            if is_blank(line):
-                continue
-            start = first_line + offset
-        buffer.append(line)
-        text = "".join(buffer)
-        if sqlite3.complete_statement(text):
-            if not is_blank(text):
-                statements.append(Statement(text.strip(), start))
-            buffer = []
-    rest = "".join(buffer)
-    if not is_blank(rest):
-        statements.append(Statement(rest.strip(), start))
+    start = 0
+    for match in re.finditer(";", script):
+        end = match.end()
+        if sqlite3.complete_statement(script[start:end]):
+            _keep(statements, script, start, end, first_line)
+            start = end
+    _keep(statements, script, start, len(script), first_line)
     return statements
+
+
+def _keep(statements: list[Statement], script: str, start: int, end: int, first_line: int) -> None:
+    chunk = script[start:end]
+    if is_blank(chunk):
+        return
+    lead = _LEADING.match(chunk)
+    offset = lead.end() if lead else 0
+    line = first_line + script.count("\n", 0, start + offset)
+    statements.append(Statement(chunk[offset:].strip(), line))

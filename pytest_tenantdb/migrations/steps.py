@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from pytest_tenantdb.errors import MigrationSetError, StepFailure
-from pytest_tenantdb.migrations.statements import Statement, split_statements
+from pytest_tenantdb.migrations.statements import Statement
 
 Direction = Literal["up", "down"]
 
@@ -97,9 +97,12 @@ class SqlStep(Step):
                     if violations:
                         table, rowid, parent, _ = violations[0]
                         raise StepFailure(
-                            self.label, statement.sql, location,
+                            self.label,
+                            statement.sql,
+                            location,
                             f"{len(violations)} foreign key violation(s), first: {table} rowid "
-                            f"{rowid} references a missing row of {parent}", direction,
+                            f"{rowid} references a missing row of {parent}",
+                            direction,
                         )
             except sqlite3.Error as exc:
                 raise StepFailure(self.label, statement.sql, location, str(exc), direction) from exc
