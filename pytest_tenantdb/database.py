@@ -42,20 +42,6 @@ def connect(path: Path, *, timeout: float = 5.0, must_exist: bool = True) -> sql
     return conn
 
 
-def check_integrity(path: Path, *, timeout: float = 5.0) -> None:
-    """Raise TenantDatabaseError unless ``PRAGMA quick_check`` says ok."""
-    conn = connect(path, timeout=timeout)
-    try:
-        rows = conn.execute("PRAGMA quick_check").fetchall()
-    except sqlite3.Error as exc:
-        raise explain(path, exc) from exc
-    finally:
-        conn.close()
-    if rows != [("ok",)]:
-        problems = "; ".join(str(r[0]) for r in rows[:3])
-        raise TenantDatabaseError(f"{path}: database is corrupted ({problems}); restore it from a backup.")
-
-
 def copy_file(src: Path, dst: Path) -> None:
     """Copy ``src`` to ``dst`` atomically: ``dst`` is either absent/old or complete."""
     partial = dst.with_name(dst.name + ".partial")

@@ -148,3 +148,15 @@ def test_snapshot_edge_cases(tmp_path: Path, example_migrations: MigrationSet) -
     (wal / "junk.db").write_bytes(b"not sqlite at all" * 100)
     junk = builder.from_snapshots([wal / "junk.db"])
     assert junk[0].version == -1
+
+
+def test_big_templates_are_copied_not_held_in_memory(
+    tmp_path: Path, example_migrations: MigrationSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_tenantdb.fleet import fleet as module
+
+    monkeypatch.setattr(module, "IN_MEMORY_TEMPLATE", 0)
+    small = make_builder(tmp_path / "a", example_migrations)(count=6, versions=[3, "head"], seed=4)
+    monkeypatch.undo()
+    big = make_builder(tmp_path / "b", example_migrations)(count=6, versions=[3, "head"], seed=4)
+    assert [t.path.read_bytes() for t in small] == [t.path.read_bytes() for t in big]

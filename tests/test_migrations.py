@@ -191,3 +191,25 @@ def test_split_statements_on_one_line_and_block_comments() -> None:
         ("SELECT 2;", 1),
         ("SELECT 3;", 2),
     ]
+
+
+def test_a_registered_source_takes_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seam for Alembic/Django sources: callers keep using MigrationSet.from_path."""
+    from pytest_tenantdb import migrations as module
+    from pytest_tenantdb.migrations.statements import Statement
+
+    class OneTableSource:
+        name = "one-table"
+
+        def detect(self, path: Path) -> bool:
+            return path.suffix == ".onetable"
+
+        def load(self, path: Path) -> list[SqlStep]:
+            return [SqlStep(1, "only", path, (Statement(f"CREATE TABLE {path.stem} (x);", 1),))]
+
+    monkeypatch.setattr(module, "_SOURCES", list(module._SOURCES))
+    module.register_source(OneTableSource())
+    source = tmp_path / "things.onetable"
+    source.write_text("")
+    loaded = MigrationSet.from_path(source)
+    assert loaded.head == 1 and loaded[0].up[0].sql == "CREATE TABLE things (x);"  # type: ignore[attr-defined]

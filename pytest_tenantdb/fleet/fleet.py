@@ -276,15 +276,15 @@ class FleetBuilder:
         width = max(4, len(str(count)))
         ids = ids or [f"tenant-{i:0{width}d}" for i in range(1, count + 1)]
         directory = self._new_directory(name)
-        sources: dict[tuple[int, str, int], Path] = {}
+        sources: dict[tuple[int, str, int], Path | bytes] = {}
         tenants = []
         for tenant_id, version, size in zip(ids, wanted_versions, wanted_sizes, strict=True):
             variant = rng.randrange(self.variants) if SIZE_ROWS[size] else 0
             key = (version, size, variant)
             if key not in sources:
-                sources[key] = self.templates.seeded_template(*key, seeder)
+                sources[key] = _source(self.templates.seeded_template(*key, seeder))
             path = directory / f"{tenant_id}.sqlite3"
-            shutil.copyfile(sources[key], path)
+            _clone(sources[key], path)
             tenants.append(Tenant(tenant_id, path, key[0], key[1]))
         return self._fleet(tenants)
 
@@ -334,6 +334,23 @@ class FleetBuilder:
                     shutil.copyfile(side, path.with_name(path.name + suffix))
             tenants.append(Tenant(tenant_id, path, _safe_version(path, self.templates.store), "snapshot"))
         return self._fleet(tenants)
+
+
+#: Templates up to this size are held in memory while a fleet is cloned from them.
+IN_MEMORY_TEMPLATE = 8 * 1024 * 1024
+
+
+def _source(template: Path) -> Path | bytes:
+    """A small template's bytes (one read instead of one per tenant), or a big one's path."""
+    return template.read_bytes() if template.stat().st_size <= IN_MEMORY_TEMPLATE else template
+
+
+def _clone(source: Path | bytes, target: Path) -> None:
+    if isinstance(source, bytes):
+        with open(target, "xb") as out:
+            out.write(source)
+    else:
+        shutil.copyfile(source, target)
 
 
 def _safe_version(path: Path, store: VersionStore) -> int:

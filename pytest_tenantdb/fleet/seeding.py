@@ -9,6 +9,7 @@ that were really inserted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -19,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pytest_tenantdb.errors import ConfigError, SeedingError
-from pytest_tenantdb.schema import Column, ColumnCheck, Schema, Table
+from pytest_tenantdb.schema import Column, ColumnCheck, ForeignKey, Schema, Table
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -148,34 +149,47 @@ class Seeder:
                 raise ConfigError(f"generator for {key!r} must be callable as fn(faker, row), got {fn!r}")
         self._faker: Faker | None = None
         self._pools: dict[str, list[object]] = {}
+        self._rows: dict[str, list[tuple[object, ...]]] = {}
 
     @property
     def faker(self) -> Faker:
+        """A Faker seeded with the seeder's seed (one instance per process, it is slow to make)."""
         if self._faker is None:
-            from faker import Faker
-
-            self._faker = Faker()
+            self._faker = _shared_faker()
             self._faker.seed_instance(self.seed)
         return self._faker
 
     def pool(self, kind: str) -> list[object]:
-        """A shared pool of Faker values of ``kind``, made once per seeder."""
+        """A pool of Faker values of ``kind``, made once per seeder.
+
+        Faker is reseeded per kind, so a pool does not depend on which pools were made before.
+        """
         if kind not in self._pools:
             make = _FAKER_CALLS[kind]
-            self._pools[kind] = [make(self.faker) for _ in range(POOL_SIZE)]
+            faker = _shared_faker()
+            faker.seed_instance(f"{self.seed}:{kind}")
+            self._pools[kind] = [make(faker) for _ in range(POOL_SIZE)]
         return self._pools[kind]
 
     def fill(self, conn: sqlite3.Connection, schema: Schema, rows: int, variant: int = 0) -> dict[str, int]:
         """Insert about ``rows`` rows per table (varied +-50 %); return the rows each table got."""
-        rng = random.Random(f"{self.seed}:{variant}:{rows}")
         keys: dict[tuple[str, tuple[str | None, ...]], list[tuple[object, ...]]] = {}
         counts: dict[str, int] = {}
+        lineage: dict[str, str] = {}
         conn.execute("BEGIN")
         try:
             for name in schema.insert_order():
                 table = schema.tables[name]
-                wanted = 0 if rows == 0 else max(1, round(rows * rng.uniform(0.5, 1.5)))
-                counts[name] = self._fill_table(conn, schema, table, wanted, rng, keys)
+                # A table's rows depend only on its definition and its parents' rows, so a table
+                # unchanged between versions gets the same rows without generating them again.
+                parents = "|".join(lineage.get(fk.ref_table.lower(), "") for fk in table.foreign_keys)
+                key = hashlib.sha1(f"{self.seed}|{variant}|{rows}|{table.sql}|{parents}".encode()).hexdigest()
+                lineage[name.lower()] = key
+                if key not in self._rows:
+                    rng = random.Random(key)
+                    wanted = 0 if rows == 0 else max(1, round(rows * rng.uniform(0.5, 1.5)))
+                    self._rows[key] = self._make_rows(schema, table, wanted, rng, keys)
+                counts[name] = self._insert(conn, schema, table, self._rows[key], keys)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             conn.execute("ROLLBACK")
@@ -184,50 +198,48 @@ class Seeder:
             ) from exc
         return counts
 
-    def _fill_table(
+    def _make_rows(
         self,
-        conn: sqlite3.Connection,
         schema: Schema,
         table: Table,
         wanted: int,
         rng: random.Random,
         keys: dict[tuple[str, tuple[str | None, ...]], list[tuple[object, ...]]],
-    ) -> int:
+    ) -> list[tuple[object, ...]]:
         columns = [c for c in table.columns if not c.hidden]
         if not columns or wanted == 0:
-            return 0
+            return []
         checks = table.column_checks()
         unique_cols = {s[0].lower() for s in table.unique_sets if len(s) == 1}
         fk_of = {fk.columns[0].lower(): fk for fk in table.foreign_keys if len(fk.columns) == 1}
-        makers = [
-            self._maker(table, c, checks.get(c.name.lower()), c.name.lower() in unique_cols) for c in columns
-        ]
         own_keys: list[object] = []
+        producers = [
+            self._producer(table, c, checks.get(c.name.lower()), unique_cols, fk_of, schema, keys, own_keys)
+            for c in columns
+        ]
         pk = table.primary_key
         pk_index = next((n for n, c in enumerate(columns) if pk and c.name == pk[0]), None)
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for i in range(wanted):
-            row = []
-            for column, make in zip(columns, makers, strict=True):
-                lower = column.name.lower()
-                if lower == (table.rowid_alias or "").lower():
-                    value: object = i + 1
-                elif lower in fk_of:
-                    value = self._reference(fk_of[lower], table, column, schema, keys, own_keys, rng)
-                elif (
-                    not column.notnull
-                    and not column.pk
-                    and rng.random() < NULL_RATE
-                    and lower not in unique_cols
-                ):
-                    value = None
-                else:
-                    value = make(rng, i)
-                row.append(value)
-            if any(v is _SKIP for v in row):
+            row = [produce(rng, i) for produce in producers]
+            if _SKIP in row:
                 continue
             rows.append(tuple(row))
             own_keys.append(row[pk_index] if pk_index is not None else len(rows))
+        return rows
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        schema: Schema,
+        table: Table,
+        rows: list[tuple[object, ...]],
+        keys: dict[tuple[str, tuple[str | None, ...]], list[tuple[object, ...]]],
+    ) -> int:
+        """Insert ``rows``; remember the keys child tables will reference."""
+        if not rows:
+            return 0
+        columns = [c for c in table.columns if not c.hidden]
         names = ", ".join(f'"{c.name}"' for c in columns)
         marks = ", ".join("?" for _ in columns)
         quoted = table.name.replace('"', '""')
@@ -248,9 +260,32 @@ class Seeder:
                     ).fetchall()
         return inserted
 
+    def _producer(
+        self,
+        table: Table,
+        column: Column,
+        check: ColumnCheck | None,
+        unique_cols: set[str],
+        fk_of: dict[str, ForeignKey],
+        schema: Schema,
+        keys: dict[tuple[str, tuple[str | None, ...]], list[tuple[object, ...]]],
+        own_keys: list[object],
+    ) -> Callable[[random.Random, int], object]:
+        """How to make this column's value for row ``i``: decided once per table, not per value."""
+        lower = column.name.lower()
+        if lower == (table.rowid_alias or "").lower():
+            return lambda rng, i: i + 1
+        if lower in fk_of:
+            fk = fk_of[lower]
+            return lambda rng, i: self._reference(fk, table, column, schema, keys, own_keys, rng)
+        make = self._maker(table, column, check, lower in unique_cols)
+        if column.notnull or column.pk or lower in unique_cols:
+            return make
+        return lambda rng, i: None if rng.random() < NULL_RATE else make(rng, i)
+
     def _reference(
         self,
-        fk: Any,
+        fk: ForeignKey,
         table: Table,
         column: Column,
         schema: Schema,
@@ -314,6 +349,17 @@ class Seeder:
         if max_length is not None:
             return lambda rng, i: str(rng.choice(pool))[:max_length]
         return lambda rng, i: rng.choice(pool)
+
+
+_FAKER: list[Faker] = []
+
+
+def _shared_faker() -> Faker:
+    if not _FAKER:
+        from faker import Faker
+
+        _FAKER.append(Faker())
+    return _FAKER[0]
 
 
 class _Skip:
