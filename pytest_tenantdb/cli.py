@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from pytest_tenantdb.fleet.report import FleetReport
+    from pytest_tenantdb.migrations import MigrationSet
 
 DEMO_MIX = {"head": 0.45, "head-1": 0.25, "head-2": 0.15, "head-5": 0.1, "oldest": 0.05}
 
@@ -37,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=1000, help="fake tenants to build (default 1000)")
     demo.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--workdir", type=Path, help="where tenant files go (default: a new temp dir)")
+    demo.add_argument(
+        "--workdir", type=Path, help="where tenant files go (default: a temp dir, removed after)"
+    )
     demo.add_argument("--versioning", choices=["user_version", "table"], default="user_version")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
@@ -85,14 +88,21 @@ def _versions(console: Console, path: Path) -> int:
 
 
 def _demo(console: Console, args: argparse.Namespace) -> int:
-    from pytest_tenantdb.fleet.fleet import FleetBuilder
-    from pytest_tenantdb.fleet.templates import TemplateCache
     from pytest_tenantdb.migrations import MigrationSet
-    from pytest_tenantdb.versioning import version_store
 
     migrations = MigrationSet.from_path(args.project / "migrations")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tenantdb-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        return _run_demo(console, args, migrations, args.workdir)
+    with tempfile.TemporaryDirectory(prefix="tenantdb-demo-") as tmp:
+        return _run_demo(console, args, migrations, Path(tmp))
+
+
+def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationSet, workdir: Path) -> int:
+    from pytest_tenantdb.fleet.fleet import FleetBuilder
+    from pytest_tenantdb.fleet.templates import TemplateCache
+    from pytest_tenantdb.versioning import version_store
+
     templates = TemplateCache(workdir / "templates", migrations, version_store(args.versioning))
     builder = FleetBuilder(workdir / "tenants", templates, seed=args.seed, workers=args.workers)
     with console.status(f"building {args.count} tenants from templates..."):

@@ -79,3 +79,10 @@ def test_module_entry_point() -> None:
     assert run.returncode == 0 and "backfill_display" in run.stdout
     bad = subprocess.run([sys.executable, "-m", "pytest_tenantdb", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_demo_without_workdir_cleans_up(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", str(EXAMPLE), "--count", "5", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    folder = out.split("fake tenants in ", 1)[1].split(":", 1)[0].replace("\n", "")
+    assert "tenantdb-demo-" in folder and not Path(folder).exists()
