@@ -48,3 +48,7 @@ class StepFailure(TenantDBError):
         self.direction = direction
         shown = statement if statement is not None else "(no statement reached)"
         super().__init__(f"step {step} ({direction}) failed at {location}: {error}\n  {shown}")
+
+
+class CheckFailure(TenantDBError):
+    """A built-in property check found a counterexample (the message says which and why)."""

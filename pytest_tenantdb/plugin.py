@@ -23,21 +23,114 @@ if TYPE_CHECKING:
     from pytest_tenantdb.migrations import MigrationSet
 
 REPORT_PROPERTY = "tenantdb_fleet_report"
+FACTORY_KEY = pytest.StashKey["TenantDBFactory"]()
+RECORDER_KEY = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tenantdb", "tenant databases (pytest-tenantdb)")
     for option in OPTIONS:
-        group.addoption(option.flag, default=None, help=f"{option.help} (ini: {option.ini})")
+        if option.kind is bool or option.name == "checks":
+            group.addoption(
+                option.flag,
+                action="store_const",
+                const="true",
+                default=None,
+                help=f"{option.help} (ini: {option.ini})",
+            )
+        else:
+            group.addoption(option.flag, default=None, help=f"{option.help} (ini: {option.ini})")
         parser.addini(option.ini, f"{option.help} (default: {option.default})", default=None)
+    group.addoption(
+        "--tenantdb-replay",
+        metavar="FILE",
+        default=None,
+        help="rerun the check a saved minimal failing tenant (.sql) failed",
+    )
+    group.addoption(
+        "--tenantdb-record",
+        metavar="FILE",
+        default=None,
+        help="record the SQL your tests run through sqlite3, to replay it later as old code",
+    )
+    group.addoption(
+        "--tenantdb-update-lock",
+        action="store_true",
+        default=False,
+        help="write the checksums of all current steps to the lock file (after a release)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    record = config.getoption("--tenantdb-record", default=None)
+    if record:
+        from pytest_tenantdb.checks.appcode import Recorder
+
+        recorder = Recorder()
+        recorder.install()
+        config.stash[RECORDER_KEY] = (recorder, Path(record))
     config.addinivalue_line(
         "markers",
         "tenantdb(**settings): per-test tenantdb settings, e.g. migrations=, seed=, versioning=, "
         "workers=; and version= for the tenant_db fixture",
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    entry = config.stash.get(RECORDER_KEY, None)
+    if entry is None:
+        return
+    recorder, path = entry
+    recorder.uninstall()
+    try:
+        from pytest_tenantdb.migrations import MigrationSet
+
+        version = MigrationSet.from_path(Settings.from_config(config).migrations).head
+    except TenantDBError:
+        version = 0
+    recorder.save(path, version)
+
+
+def _factory(config: pytest.Config) -> TenantDBFactory:
+    """The session's factory, made once (by the first fixture or by check collection)."""
+    if FACTORY_KEY not in config.stash:
+        tmp_path_factory = getattr(config, "_tmp_path_factory", None) or pytest.TempPathFactory.from_config(
+            config, _ispytest=True
+        )
+        config.stash[FACTORY_KEY] = TenantDBFactory.from_config(config, tmp_path_factory)
+    return config.stash[FACTORY_KEY]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Add the built-in checks (before -k / -m deselection sees the items)."""
+    replay = config.getoption("--tenantdb-replay", default=None)
+    try:
+        settings = Settings.from_config(config)
+        if not settings.checks and not replay:
+            return
+        from pytest_tenantdb.checks.items import ChecksCollector, build_context, hypothesis_settings
+
+        factory = _factory(config)
+        collector = ChecksCollector.from_parent(
+            session,
+            name="tenantdb",
+            nodeid="tenantdb",
+            context_factory=lambda: build_context(factory, settings, Path(config.rootpath)),
+            lock=settings.lock,
+            update_lock=bool(config.getoption("--tenantdb-update-lock", default=False)),
+            hsettings=lambda: hypothesis_settings(config, settings.examples),
+            replay_file=Path(replay) if replay else None,
+        )
+        checks = list(collector.collect())
+        config.hook.pytest_collectreport(report=pytest.CollectReport(collector.nodeid, "passed", None, checks))
+    except TenantDBError as exc:
+        raise pytest.UsageError(f"tenantdb: {type(exc).__name__}: {exc}") from None
+    if replay:
+        items[:] = []
+    items.extend(checks)
 
 
 class TenantDBFactory:
@@ -105,7 +198,7 @@ def tenantdb_factory(
 ) -> TenantDBFactory:
     """Session-wide factory of migration sets and template caches."""
     try:
-        return TenantDBFactory.from_config(request.config, tmp_path_factory)
+        return _factory(request.config)
     except TenantDBError as exc:
         raise _fail(exc) from None
 

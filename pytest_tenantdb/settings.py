@@ -7,6 +7,7 @@ marker overrides both for one test (see :meth:`Settings.replace_from_marker`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ class Option:
     name: str
     help: str
     default: str
-    kind: type = str
+    kind: Callable[[Any], object] = str
 
     @property
     def ini(self) -> str:
@@ -35,6 +36,17 @@ class Option:
         return "--tenantdb-" + self.name.replace("_", "-")
 
 
+def _bool(raw: object) -> bool:
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
+_bool.__name__ = "true or false"
+
 OPTIONS: tuple[Option, ...] = (
     Option("migrations", "migrations directory, relative to the rootdir", "migrations"),
     Option("versioning", "where tenants record their version: user_version or table", "user_version"),
@@ -42,7 +54,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", "seed for fake tenant data", "0", int),
     Option("variants", "distinct seeded templates per version and size class", "2", int),
     Option("busy_timeout", "seconds to wait for a locked tenant database", "5.0", float),
+    Option("checks", "collect the built-in property checks as test items", "false", _bool),
+    Option("window", "versions before head tenants may still be at: N steps back, or 'all'", "1"),
+    Option("queries", "folder of app queries per app version (old code checks)", ""),
+    Option("schema", "how new tenants are created: a schema.sql file or module:function(conn)", ""),
+    Option("lock", "lock file with the checksums of released steps", "tenantdb.lock"),
+    Option("failures", "where minimal failing tenants are saved as SQL", ".tenantdb/failures"),
+    Option("examples", "hypothesis examples per check (default: the tenantdb profile's)", "0", int),
+    Option("max_rows", "at most this many rows per table in a drawn tenant", "5", int),
+    Option("app_modules", "modules to import that register app code with @app_code(version)", ""),
+    Option("recorded", "file of queries recorded with --tenantdb-record, replayed as old code", ""),
 )
+PATH_OPTIONS = ("migrations", "queries", "lock", "failures", "recorded")
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,16 @@ class Settings:
     seed: int = 0
     variants: int = 2
     busy_timeout: float = 5.0
+    checks: bool = False
+    window: str = "1"
+    queries: Path | None = None
+    schema: str = ""
+    lock: Path = Path("tenantdb.lock")
+    failures: Path = Path(".tenantdb/failures")
+    examples: int = 0
+    max_rows: int = 5
+    app_modules: str = ""
+    recorded: Path | None = None
 
     def __post_init__(self) -> None:
         if self.versioning not in ("user_version", "table"):
@@ -64,6 +97,11 @@ class Settings:
         for name in ("workers", "variants"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"tenantdb_{name} must be at least 1, got {getattr(self, name)}")
+        window = self.window.strip().lower()
+        if window != "all" and not (window.isdigit() and int(window) >= 0):
+            raise ConfigError(f"tenantdb_window must be a number of steps back or 'all', not {self.window!r}")
+        if self.examples < 0 or self.max_rows < 0:
+            raise ConfigError("tenantdb_examples and tenantdb_max_rows must be >= 0")
         if self.busy_timeout < 0:
             raise ConfigError(f"tenantdb_busy_timeout must be >= 0, got {self.busy_timeout}")
 
@@ -75,8 +113,12 @@ class Settings:
             if raw is None:
                 raw = config.getini(option.ini) or option.default
             values[option.name] = _convert(option, raw)
-        path = Path(values["migrations"])
-        values["migrations"] = path if path.is_absolute() else Path(config.rootpath) / path
+        for name in PATH_OPTIONS:
+            if values[name] == "":
+                values[name] = None
+                continue
+            path = Path(values[name])
+            values[name] = path if path.is_absolute() else Path(config.rootpath) / path
         return cls(**values)
 
     def replace_from_marker(self, **overrides: Any) -> Settings:
@@ -87,8 +129,9 @@ class Settings:
             raise ConfigError(
                 f"@pytest.mark.tenantdb got unknown argument(s) {sorted(unknown)}; known: {sorted(known)}"
             )
-        if "migrations" in overrides:
-            overrides["migrations"] = Path(overrides["migrations"])
+        for name in PATH_OPTIONS:
+            if overrides.get(name) is not None:
+                overrides[name] = Path(overrides[name])
         return dataclasses.replace(self, **overrides)
 
 
@@ -97,5 +140,5 @@ def _convert(option: Option, raw: object) -> object:
         return option.kind(raw)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{option.ini} / {option.flag} must be {option.kind.__name__}, got {raw!r}"
+            f"{option.ini} / {option.flag} must be {getattr(option.kind, '__name__', 'valid')}, got {raw!r}"
         ) from None

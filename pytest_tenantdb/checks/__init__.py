@@ -1,0 +1,1 @@
+"""Built-in property checks of a migration set, offered as pytest items (``--tenantdb-checks``)."""

@@ -1,0 +1,348 @@
+"""The built-in checks. Each is a plain function over one tenant (an in-memory connection
+holding data valid at its version); :mod:`pytest_tenantdb.checks.items` draws the tenants with
+hypothesis and turns each check into a pytest item.
+
+upgrade      step v-1 -> v succeeds on any data valid at v-1
+data_kept    rows of tables and columns the step does not write are unchanged
+round_trip   up -> down restores schema and data; up -> down -> up equals up
+every_path   from each version in the window, migrating to head succeeds
+no_drift     a tenant migrated from any window version has exactly head's schema;
+             a tenant created from the schema snapshot too
+old_code     app code of version v still runs on a tenant migrated to v+1
+history      released steps are unchanged (checksums in tenantdb.lock)
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pytest_tenantdb.checks.context import VERSION_TABLES, CheckContext, table_rows
+from pytest_tenantdb.checks.effects import analyse
+from pytest_tenantdb.errors import CheckFailure, StepFailure
+from pytest_tenantdb.migrations import Step
+from pytest_tenantdb.schema import Schema, SchemaDiff
+
+_CONSTRAINT_TABLE = re.compile(r"constraint failed: ([\w]+)\.")
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+Body = Callable[[CheckContext, sqlite3.Connection, Mapping[str, object]], None]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One built-in check: its pytest id, the version its tenants are drawn at, its body."""
+
+    id: str
+    kind: str
+    version: int | None
+    body: Body | None = None
+    run_once: Callable[[CheckContext], None] | None = None
+    params: tuple[str, ...] = ()
+    doc: str = ""
+
+
+def _rows_of(conn: sqlite3.Connection, table: str) -> list[tuple[object, ...]]:
+    try:
+        return conn.execute(f'SELECT * FROM "{table}" LIMIT 5').fetchall()
+    except sqlite3.Error:
+        return []
+
+
+def _step_failed(exc: StepFailure, start: int, before: sqlite3.Connection | None, what: str) -> CheckFailure:
+    table = _CONSTRAINT_TABLE.search(exc.error)
+    lines = [
+        f"{what}: step {exc.step} ({exc.direction}) failed on a tenant at version {start}",
+        f"  statement: {exc.statement or '(none)'}",
+        f"  at:        {exc.location}",
+        f"  error:     {exc.error}",
+    ]
+    if table and before is not None:
+        rows = _rows_of(before, table[1])
+        lines.append(f"  table:     {table[1]}, rows before the step: {rows!r}")
+    return CheckFailure("\n".join(lines))
+
+
+def upgrade(step: Step) -> Body:
+    def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
+        before = ctx.clone(conn)
+        try:
+            ctx.run(conn, [(step, "up")])
+        except StepFailure as exc:
+            raise _step_failed(exc, ctx.previous(step.version), before, "upgrade") from None
+
+    return body
+
+
+def every_path(start: int) -> Body:
+    def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
+        before = ctx.clone(conn)
+        try:
+            ctx.run(conn, ctx.migrations.plan(start, ctx.migrations.head))
+        except StepFailure as exc:
+            raise _step_failed(exc, start, before, f"every path (from {start} to head)") from None
+
+    return body
+
+
+def no_drift(start: int) -> Body:
+    def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
+        try:
+            ctx.run(conn, ctx.migrations.plan(start, ctx.migrations.head))
+        except StepFailure:
+            return  # every_path reports it
+        migrated = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        diff = SchemaDiff.between(ctx.schema(ctx.migrations.head), migrated)
+        if diff:
+            raise CheckFailure(
+                f"no drift: a tenant migrated from version {start} differs from a fresh tenant at "
+                f"head (fresh -> migrated):\n  " + str(diff).replace("\n", "\n  ")
+            )
+
+    return body
+
+
+def snapshot_drift(ctx: CheckContext) -> None:
+    """A tenant created from the schema snapshot has the schema of one migrated to head."""
+    diff = SchemaDiff.between(ctx.schema(ctx.migrations.head), ctx.snapshot_schema())
+    if diff:
+        raise CheckFailure(
+            f"no drift: new tenants created from {ctx.snapshot_origin} differ from tenants migrated "
+            f"to head (migrated -> snapshot):\n  " + str(diff).replace("\n", "\n  ")
+        )
+
+
+def _keyed(
+    schema: Schema, table: str, conn: sqlite3.Connection
+) -> tuple[list[str], dict[object, dict[str, object]] | None, list[dict[str, object]]]:
+    info = schema.tables[table]
+    columns = [c.name for c in info.columns if not c.hidden]
+    key_cols = [info.rowid_alias] if info.rowid_alias else list(info.primary_key)
+    quoted = table.replace('"', '""')
+    rows = [
+        dict(zip(columns, row, strict=True))
+        for row in conn.execute("SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{quoted}"')
+    ]
+    if not key_cols:
+        return columns, None, rows
+    return columns, {tuple(r[k] for k in key_cols if k): r for r in rows}, rows
+
+
+def data_kept(step: Step) -> Body:
+    def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
+        start = ctx.previous(step.version)
+        before_schema = ctx.schema(start)
+        before = ctx.clone(conn)
+        try:
+            traced = ctx.run(conn, [(step, "up")])
+        except StepFailure:
+            return  # upgrade reports it
+        after_schema = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        triggers = {**before_schema.triggers, **after_schema.triggers}
+        effects = analyse(traced, set(before_schema.tables) | set(after_schema.tables), triggers)
+        problems: list[str] = []
+        for table in sorted(after_schema.tables):
+            lower = table.lower()
+            source = next((t for t in before_schema.tables if t.lower() == effects.source_table(lower)), None)
+            if source is None or lower in effects.whole_tables:
+                continue
+            renames = effects.column_renames.get(lower, {})
+            old_cols, old_keyed, old_rows = _keyed(before_schema, source, before)
+            new_cols, new_keyed, new_rows = _keyed(after_schema, table, conn)
+            pairs = [
+                (c, renames.get(c.lower(), c))
+                for c in old_cols
+                if renames.get(c.lower(), c).lower() in {n.lower() for n in new_cols}
+                and not effects.column_written(lower, renames.get(c.lower(), c).lower())
+            ]
+            new_names = {n.lower(): n for n in new_cols}
+            if old_keyed is not None and new_keyed is not None:
+                for key, old in old_keyed.items():
+                    new = new_keyed.get(key)
+                    if new is None:
+                        problems.append(f"{table}: row {key!r} is gone: {old!r}")
+                        continue
+                    for old_col, new_col in pairs:
+                        if old[old_col] != new[new_names[new_col.lower()]]:
+                            problems.append(
+                                f"{table}.{new_col}: row {key!r} changed {old[old_col]!r} -> "
+                                f"{new[new_names[new_col.lower()]]!r}"
+                            )
+            else:
+                project_old = sorted((tuple(r[o] for o, _ in pairs) for r in old_rows), key=repr)
+                project_new = sorted(
+                    (tuple(r[new_names[n.lower()]] for _, n in pairs) for r in new_rows), key=repr
+                )
+                if lower in effects.rows_added:
+                    missing = [r for r in project_old if r not in project_new]
+                    if missing:
+                        problems.append(f"{table}: rows gone: {missing[:3]!r}")
+                elif project_old != project_new:
+                    problems.append(f"{table}: rows changed: {project_old[:3]!r} -> {project_new[:3]!r}")
+        if problems:
+            raise CheckFailure(
+                f"data kept: step {step.label} changed data it does not write:\n  "
+                + "\n  ".join(problems[:10])
+            )
+
+    return body
+
+
+def round_trip(step: Step) -> Body:
+    def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
+        start = ctx.previous(step.version)
+        schema_before = ctx.schema(start)
+        rows_before = table_rows(conn, schema_before)
+        try:
+            ctx.run(conn, [(step, "up")])
+        except StepFailure:
+            return  # upgrade reports it
+        schema_up = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        rows_up = table_rows(conn, schema_up)
+        try:
+            ctx.run(conn, [(step, "down")])
+        except StepFailure as exc:
+            raise _step_failed(exc, step.version, None, "round trip") from None
+        schema_down = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        _same(
+            f"round trip: up -> down of {step.label} does not restore the",
+            schema_before,
+            schema_down,
+            rows_before,
+            table_rows(conn, schema_down),
+        )
+        try:
+            ctx.run(conn, [(step, "up")])
+        except StepFailure as exc:
+            raise _step_failed(exc, start, None, "round trip (up -> down -> up)") from None
+        schema_again = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        _same(
+            f"round trip: up -> down -> up of {step.label} differs from up in the",
+            schema_up,
+            schema_again,
+            rows_up,
+            table_rows(conn, schema_again),
+        )
+
+    return body
+
+
+def _same(
+    what: str,
+    schema_a: Schema,
+    schema_b: Schema,
+    rows_a: Mapping[str, list[tuple[object, ...]]],
+    rows_b: Mapping[str, list[tuple[object, ...]]],
+) -> None:
+    diff = SchemaDiff.between(schema_a, schema_b)
+    if diff:
+        raise CheckFailure(f"{what} schema:\n  " + str(diff).replace("\n", "\n  "))
+    for table in sorted(rows_a):
+        if rows_a[table] != rows_b.get(table):
+            lost = [r for r in rows_a[table] if r not in rows_b.get(table, [])]
+            raise CheckFailure(
+                f"{what} data of table {table}:\n  before: {rows_a[table][:3]!r}\n  after:  "
+                f"{rows_b.get(table, [])[:3]!r}\n  rows lost or changed: {lost[:3]!r}"
+            )
+
+
+def query_params(sqls: list[str]) -> tuple[str, ...]:
+    """Named parameters (``:name``) used by ``sqls``, sorted."""
+    found: set[str] = set()
+    for sql in sqls:
+        found.update(_PARAM.findall(re.sub(r"'(?:[^']|'')*'", "''", sql)))
+    return tuple(sorted(found))
+
+
+def old_code(version: int) -> Body:
+    def body(ctx: CheckContext, conn: sqlite3.Connection, params: Mapping[str, object]) -> None:
+        target = ctx.next(version)
+        assert target is not None
+        new = ctx.clone(conn)
+        try:
+            ctx.run(new, ctx.migrations.plan(version, target))
+        except StepFailure:
+            return  # upgrade reports it
+        for label, run in _app_code(ctx, version, params):
+            old_error = _attempt(conn, run)
+            new_error = _attempt(new, run)
+            if new_error is not None and old_error is None:
+                raise CheckFailure(
+                    f"old code still runs: app version {version} code {label} works on a tenant at "
+                    f"version {version} but fails once the tenant is migrated to {target}:\n"
+                    f"  error: {new_error}\n  parameters: {dict(params)!r}"
+                )
+
+    return body
+
+
+def _app_code(
+    ctx: CheckContext, version: int, params: Mapping[str, object]
+) -> list[tuple[str, Callable[[sqlite3.Connection], object]]]:
+    code: list[tuple[str, Callable[[sqlite3.Connection], object]]] = []
+    if ctx.queries is not None:
+        for query in ctx.queries.for_version(version):
+            values = {n: params.get(n) for n in query_params([query.sql])}
+            code.append((f"query {query.name} ({query.location})", _statement(query.sql, values)))
+    for fn in ctx.app_code.get(version, []):
+        code.append((f"{fn.__module__}.{fn.__qualname__}", fn))
+    for n, sql in enumerate(ctx.recorded.get(version, []), start=1):
+        code.append((f"recorded statement {n}: {sql[:80]}", _statement(sql, {})))
+    return code
+
+
+def _statement(sql: str, values: Mapping[str, object]) -> Callable[[sqlite3.Connection], object]:
+    def run(conn: sqlite3.Connection) -> object:
+        return conn.execute(sql, dict(values)).fetchall()
+
+    return run
+
+
+def _attempt(conn: sqlite3.Connection, run: Callable[[sqlite3.Connection], object]) -> str | None:
+    """Run app code in a savepoint that is rolled back; return its error, if any."""
+    conn.execute("SAVEPOINT tenantdb_app")
+    try:
+        run(conn)
+    except sqlite3.Error as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.execute("ROLLBACK TO tenantdb_app")
+        conn.execute("RELEASE tenantdb_app")
+    return None
+
+
+def all_checks(ctx: CheckContext, history: Callable[[CheckContext], None] | None) -> list[Check]:
+    """The checks for ``ctx``'s migration set, in a stable order."""
+    checks: list[Check] = []
+    for step in ctx.migrations:
+        start = ctx.previous(step.version)
+        checks.append(Check(f"{step.label}::upgrade", "upgrade", start, upgrade(step)))
+        checks.append(Check(f"{step.label}::data_kept", "data_kept", start, data_kept(step)))
+        if step.has_down:
+            checks.append(Check(f"{step.label}::round_trip", "round_trip", start, round_trip(step)))
+    for start in ctx.window_versions():
+        checks.append(Check(f"every_path::from_{start:04d}", "every_path", start, every_path(start)))
+        checks.append(Check(f"no_drift::from_{start:04d}", "no_drift", start, no_drift(start)))
+    if ctx.schema_snapshot is not None:
+        checks.append(Check("no_drift::snapshot", "no_drift", None, run_once=snapshot_drift))
+    for version in (0, *ctx.migrations.versions):
+        target = ctx.next(version)
+        if target is None:
+            continue
+        sqls = [q.sql for q in ctx.queries.for_version(version)] if ctx.queries else []
+        sqls += ctx.recorded.get(version, [])
+        if sqls or ctx.app_code.get(version):
+            checks.append(
+                Check(
+                    f"old_code::app_{version:04d}_on_{target:04d}",
+                    "old_code",
+                    version,
+                    old_code(version),
+                    params=query_params(sqls),
+                )
+            )
+    if history is not None:
+        checks.append(Check("history", "history", None, run_once=history))
+    return checks

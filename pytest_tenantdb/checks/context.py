@@ -1,0 +1,105 @@
+"""What every built-in check needs: schemas per version, fresh in-memory tenants, step runs.
+
+A fresh tenant at version v is an in-memory copy (``Connection.backup``) of the cached template
+of v: far cheaper than replaying migrations for every hypothesis example.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_tenantdb.fleet.migrator import run_plan
+from pytest_tenantdb.fleet.templates import TemplateCache
+from pytest_tenantdb.migrations import Direction, MigrationSet, Step
+from pytest_tenantdb.queries import QueryFolder
+from pytest_tenantdb.schema import Schema
+
+VERSION_TABLES = ("schema_migrations",)
+
+
+@dataclass
+class CheckContext:
+    """The migration set under test and everything derived from it, built lazily."""
+
+    templates: TemplateCache
+    queries: QueryFolder | None = None
+    schema_snapshot: Callable[[sqlite3.Connection], None] | None = None
+    snapshot_origin: str = ""
+    failures_dir: Path | None = None
+    max_rows: int = 5
+    window: str = "1"
+    app_code: dict[int, list[Callable[[sqlite3.Connection], object]]] = field(default_factory=dict)
+    recorded: dict[int, list[str]] = field(default_factory=dict)
+    _schemas: dict[int, Schema] = field(default_factory=dict)
+    _templates: dict[int, sqlite3.Connection] = field(default_factory=dict)
+
+    @property
+    def migrations(self) -> MigrationSet:
+        return self.templates.migrations
+
+    def previous(self, version: int) -> int:
+        earlier = [v for v in self.migrations.versions if v < version]
+        return earlier[-1] if earlier else 0
+
+    def next(self, version: int) -> int | None:
+        later = [v for v in self.migrations.versions if v > version]
+        return later[0] if later else None
+
+    def window_versions(self) -> list[int]:
+        """Versions a tenant may still be at when head is released (``tenantdb_window``)."""
+        versions = [0, *self.migrations.versions][:-1]
+        if self.window.strip().lower() == "all":
+            return versions
+        return versions[-int(self.window) :] if int(self.window) > 0 else []
+
+    def schema(self, version: int) -> Schema:
+        if version not in self._schemas:
+            self._schemas[version] = Schema.from_connection(self._template(version), ignore=VERSION_TABLES)
+        return self._schemas[version]
+
+    def _template(self, version: int) -> sqlite3.Connection:
+        if version not in self._templates:
+            self._templates[version] = sqlite3.connect(self.templates.schema_template(version))
+        return self._templates[version]
+
+    def fresh(self, version: int) -> sqlite3.Connection:
+        """An in-memory tenant at ``version`` with no rows, in autocommit mode."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        self._template(version).backup(conn)
+        return conn
+
+    def clone(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        copy = sqlite3.connect(":memory:", isolation_level=None)
+        conn.backup(copy)
+        return copy
+
+    def run(self, conn: sqlite3.Connection, plan: list[tuple[Step, Direction]]) -> list[str]:
+        """Run ``plan`` the way the fleet migrator does; return every statement SQLite ran."""
+        traced: list[str] = []
+        conn.set_trace_callback(traced.append)
+        try:
+            run_plan(conn, self.migrations, plan, self.templates.store)
+        finally:
+            conn.set_trace_callback(None)
+        return traced
+
+    def snapshot_schema(self) -> Schema:
+        """The schema a brand-new tenant gets from the project's schema snapshot."""
+        assert self.schema_snapshot is not None
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        self.schema_snapshot(conn)
+        return Schema.from_connection(conn, ignore=VERSION_TABLES)
+
+
+def table_rows(conn: sqlite3.Connection, schema: Schema) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, sorted, for comparisons."""
+    result = {}
+    for name, table in schema.tables.items():
+        cols = ", ".join(f'"{c.name}"' for c in table.columns if not c.hidden)
+        quoted = name.replace('"', '""')
+        rows = conn.execute(f'SELECT {cols} FROM "{quoted}"').fetchall()
+        result[name] = sorted(rows, key=repr)
+    return result

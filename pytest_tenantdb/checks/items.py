@@ -1,0 +1,273 @@
+"""The built-in checks as pytest items (``tenantdb::0004_split_name::upgrade``), the hypothesis
+settings they run with, minimal failing tenants saved as SQL, and ``--tenantdb-replay``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_tenantdb.checks.appcode import REGISTRY, load_recorded
+from pytest_tenantdb.checks.builtin import Check, all_checks
+from pytest_tenantdb.checks.context import CheckContext
+from pytest_tenantdb.checks.lockfile import check_history
+from pytest_tenantdb.errors import CheckFailure, ConfigError, TenantDBError
+from pytest_tenantdb.queries import QueryFolder
+from pytest_tenantdb.settings import Settings
+
+if TYPE_CHECKING:
+    from hypothesis import settings as HypothesisSettings
+
+    from pytest_tenantdb.plugin import TenantDBFactory
+
+PROFILE_CI = "tenantdb-ci"
+PROFILE_DEV = "tenantdb-dev"
+REPLAY_HEADER = "-- tenantdb replay"
+
+
+def schema_snapshot(spec: str, rootdir: Path) -> Callable[[sqlite3.Connection], None]:
+    """``schema.sql`` (run as a script) or ``module:function`` (called with a connection)."""
+    if re.fullmatch(r"[\w.]+:\w+", spec):
+        module_name, _, attr = spec.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"tenantdb_schema = {spec!r}: cannot import it ({exc})") from exc
+        return fn  # type: ignore[no-any-return]
+    path = Path(spec) if Path(spec).is_absolute() else rootdir / spec
+    try:
+        script = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"tenantdb_schema: cannot read {path} ({exc})") from exc
+
+    def create(conn: sqlite3.Connection) -> None:
+        conn.executescript(script)
+
+    return create
+
+
+def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -> CheckContext:
+    for module in settings.app_modules.replace(",", " ").split():
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"tenantdb_app_modules: cannot import {module!r} ({exc})") from exc
+    return CheckContext(
+        templates=factory.templates(settings),
+        queries=QueryFolder(settings.queries) if settings.queries else None,
+        schema_snapshot=schema_snapshot(settings.schema, rootdir) if settings.schema else None,
+        snapshot_origin=settings.schema,
+        failures_dir=settings.failures,
+        max_rows=settings.max_rows,
+        window=settings.window,
+        app_code={v: list(fns) for v, fns in REGISTRY.items()},
+        recorded=load_recorded(settings.recorded) if settings.recorded else {},
+    )
+
+
+def hypothesis_settings(config: pytest.Config, examples: int) -> HypothesisSettings:
+    """The tenantdb profile (CI: more examples, derandomized; local: fast), unless the user chose one."""
+    from hypothesis import HealthCheck, settings
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    cache = getattr(config, "cache", None)
+    database = DirectoryBasedExampleDatabase(str(cache.mkdir("tenantdb") / "hypothesis")) if cache else None
+    quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile(
+        PROFILE_CI,
+        max_examples=100,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=quiet,
+    )
+    settings.register_profile(
+        PROFILE_DEV, max_examples=25, deadline=None, database=database, suppress_health_check=quiet
+    )
+    chosen = config.getoption("hypothesis_profile", default=None)
+    if chosen:
+        base = settings.get_profile(chosen)  # the user's own settings win
+    else:
+        base = settings.get_profile(PROFILE_CI if os.environ.get("CI") else PROFILE_DEV)
+    if examples:
+        base = settings(base, max_examples=examples)
+    return base
+
+
+def _save_failure(
+    ctx: CheckContext, check: Check, conn: sqlite3.Connection, params: dict[str, object]
+) -> Path | None:
+    if ctx.failures_dir is None:
+        return None
+    ctx.failures_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.failures_dir / (re.sub(r"[^\w.-]+", "_", check.id) + ".sql")
+    lines = [
+        REPLAY_HEADER,
+        f"-- check: {check.id}",
+        f"-- version: {check.version}",
+        f"-- params: {json.dumps(params, default=repr)}",
+        f"PRAGMA user_version = {int(conn.execute('PRAGMA user_version').fetchone()[0])};",
+        *conn.iterdump(),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run_check(ctx: CheckContext, check: Check, hsettings: HypothesisSettings) -> Path | None:
+    """Run one check over hypothesis-drawn tenants; on failure save the minimal one."""
+    if check.run_once is not None:
+        check.run_once(ctx)
+        return None
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from pytest_tenantdb.strategies import tenant_data
+
+    assert check.version is not None and check.body is not None
+    version, body = check.version, check.body
+    saved: list[Path] = []
+    params = st.fixed_dictionaries({name: _param_values(name) for name in check.params})
+
+    def check_tenant(data: Any, params: dict[str, object]) -> None:
+        conn = ctx.fresh(version)
+        data.apply(conn)
+        before = ctx.clone(conn)
+        try:
+            body(ctx, conn, params)
+        except CheckFailure:
+            path = _save_failure(ctx, check, before, params)
+            saved[:] = [path] if path else []
+            raise
+        finally:
+            conn.close()
+            before.close()
+
+    check_tenant._hypothesis_internal_add_digest = check.id.encode()  # type: ignore[attr-defined]
+    test = hsettings(
+        given(data=tenant_data(ctx.schema(version), max_rows=ctx.max_rows), params=params)(check_tenant)
+    )
+    test()
+    return saved[0] if saved else None
+
+
+def _param_values(name: str) -> Any:
+    from hypothesis import strategies as st
+
+    if name == "id" or name.endswith("_id"):
+        return st.one_of(st.integers(0, 8), st.none())
+    return st.one_of(st.text(max_size=12), st.integers(-5, 5), st.none())
+
+
+def replay(ctx: CheckContext, file: Path) -> None:
+    """Rerun the check a saved failing tenant failed, on exactly that tenant."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--tenantdb-replay {file}: cannot read it ({exc})") from exc
+    header = dict(re.findall(r"^-- (check|version|params): (.*)$", text, re.MULTILINE))
+    if not text.startswith(REPLAY_HEADER) or "check" not in header:
+        raise ConfigError(
+            f"--tenantdb-replay {file}: not a tenantdb failure file (no '{REPLAY_HEADER}' header)"
+        )
+    checks = {c.id: c for c in all_checks(ctx, None)}
+    check = checks.get(header["check"])
+    if check is None or check.body is None:
+        raise ConfigError(
+            f"--tenantdb-replay {file}: check {header['check']!r} does not exist in this migration set any more"
+        )
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.executescript(text)
+    check.body(ctx, conn, json.loads(header.get("params", "{}")))
+
+
+class ChecksCollector(pytest.Collector):
+    """``tenantdb``: the parent of every built-in check item."""
+
+    def __init__(
+        self,
+        *,
+        context_factory: Callable[[], CheckContext],
+        lock: Path | None,
+        update_lock: bool,
+        hsettings: Callable[[], HypothesisSettings],
+        replay_file: Path | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.context_factory = context_factory
+        self.lock = lock
+        self.update_lock = update_lock
+        self.hsettings = hsettings
+        self.replay_file = replay_file
+        self._context: CheckContext | None = None
+
+    @property
+    def context(self) -> CheckContext:
+        if self._context is None:
+            self._context = self.context_factory()
+        return self._context
+
+    def collect(self) -> Iterator[CheckItem]:
+        ctx = self.context
+        if self.replay_file is not None:
+            yield CheckItem.from_parent(
+                self,
+                name=f"replay::{self.replay_file.name}",
+                check=Check(f"replay::{self.replay_file.name}", "replay", None),
+            )
+            return
+        history = None
+        if self.lock is not None:
+            lock, update = self.lock, self.update_lock
+            history = lambda c: _history(c, lock, update)  # noqa: E731
+        for check in all_checks(ctx, history):
+            yield CheckItem.from_parent(self, name=check.id, check=check)
+
+
+def _history(ctx: CheckContext, lock: Path, update: bool) -> None:
+    check_history(lock, ctx.migrations, update)
+
+
+class CheckItem(pytest.Item):
+    """One built-in check, run as a test."""
+
+    def __init__(self, *, check: Check, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.saved: Path | None = None
+
+    def runtest(self) -> None:
+        parent = self.parent
+        assert isinstance(parent, ChecksCollector)
+        if parent.replay_file is not None:
+            replay(parent.context, parent.replay_file)
+            return
+        self.saved = None
+        try:
+            self.saved = run_check(parent.context, self.check, parent.hsettings())
+        except CheckFailure:
+            ctx = parent.context
+            if ctx.failures_dir is not None:
+                self.saved = ctx.failures_dir / (re.sub(r"[^\w.-]+", "_", self.check.id) + ".sql")
+            raise
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, TenantDBError):
+            text = str(excinfo.value)
+            notes = [n for n in getattr(excinfo.value, "__notes__", []) if "Falsifying" in n or "data=" in n]
+            if notes:
+                text += "\n\nminimal failing tenant (hypothesis):\n" + "\n".join(notes)
+            if self.saved is not None and self.saved.exists():
+                text += f"\n\nsaved as {self.saved}; rerun it with: pytest --tenantdb-replay {self.saved}"
+            return text
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"tenantdb::{self.check.id}"
