@@ -9,7 +9,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_tenantdb.checks.appcode import app_code
     from pytest_tenantdb.errors import (
+        CheckFailure,
         ConfigError,
         MigrationSetError,
         SeedingError,
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "CheckFailure": "pytest_tenantdb.errors",
     "ConfigError": "pytest_tenantdb.errors",
     "MigrationSetError": "pytest_tenantdb.errors",
     "SeedingError": "pytest_tenantdb.errors",
@@ -46,10 +49,12 @@ _LAZY = {
     "Seeder": "pytest_tenantdb.fleet.seeding",
     "MigrationSet": "pytest_tenantdb.migrations",
     "Step": "pytest_tenantdb.migrations",
+    "app_code": "pytest_tenantdb.checks.appcode",
     "Schema": "pytest_tenantdb.schema",
     "SchemaDiff": "pytest_tenantdb.schema",
 }
 __all__ = [
+    "CheckFailure",
     "ConfigError",
     "Fleet",
     "FleetBuilder",
@@ -69,6 +74,7 @@ __all__ = [
     "TenantDatabaseError",
     "TenantIdError",
     "TenantOutcome",
+    "app_code",
     "validate_tenant_id",
 ]
 

@@ -124,8 +124,11 @@ def pytest_collection_modifyitems(
             hsettings=lambda: hypothesis_settings(config, settings.examples),
             replay_file=Path(replay) if replay else None,
         )
-        checks = list(collector.collect())
-        config.hook.pytest_collectreport(report=pytest.CollectReport(collector.nodeid, "passed", None, checks))
+        checks: list[pytest.Item] = list(collector.collect())
+        result: list[pytest.Item | pytest.Collector] = list(checks)
+        config.hook.pytest_collectreport(
+            report=pytest.CollectReport(collector.nodeid, "passed", None, result)
+        )
     except TenantDBError as exc:
         raise pytest.UsageError(f"tenantdb: {type(exc).__name__}: {exc}") from None
     if replay:
@@ -272,7 +275,8 @@ def pytest_runtest_makereport(
     """Show a TenantDBError raised in a test as its message and the test's own line, not our stack."""
     report = yield
     excinfo = call.excinfo
-    if report.failed and excinfo is not None and excinfo.errisinstance(TenantDBError):
+    own_item = isinstance(item, pytest.Function)  # built-in check items format their own failures
+    if own_item and report.failed and excinfo is not None and excinfo.errisinstance(TenantDBError):
         package = str(Path(__file__).parent)
         own = [e for e in excinfo.traceback if not str(e.path).startswith(package)]
         where = f"{own[-1].path}:{own[-1].lineno + 1}: " if own else ""

@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -91,6 +92,10 @@ class TenantData:
     def __repr__(self) -> str:
         shown = {t: r for t, r in self.rows.items() if r}
         return f"TenantData({shown!r})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """How hypothesis shows a falsifying example: the rows, not the whole schema."""
+        printer.text(repr(self))
 
 
 def _affinity(declared: str) -> str:
@@ -169,15 +174,20 @@ def _key(table: Table, columns: tuple[str, ...]) -> Callable[[dict[str, object]]
     return key
 
 
-@st.composite
-def _table_rows(
-    draw: st.DrawFn,
+@dataclass(frozen=True)
+class _Ref:
+    """A drawn reference to the n-th row of a parent table, resolved once the parent is drawn."""
+
+    n: int
+
+
+def _rows_strategy(
     table: Table,
-    parent_keys: Mapping[str, list[object]],
     max_rows: int,
     overrides: Mapping[str, st.SearchStrategy[object]],
     unique_indexes: tuple[tuple[str, ...], ...] = (),
-) -> list[dict[str, object]]:
+) -> st.SearchStrategy[list[dict[str, object]]]:
+    """Rows of ``table`` with foreign keys as :class:`_Ref`; built once, drawn many times."""
     columns = [c for c in table.columns if not c.hidden]
     checks = table.column_checks()
     fk_of = {fk.columns[0]: fk for fk in table.foreign_keys if len(fk.columns) == 1}
@@ -191,12 +201,7 @@ def _table_rows(
             fields[column.name] = override
             continue
         if column.name in fk_of:
-            keys = parent_keys.get(fk_of[column.name].ref_table.lower(), [])
-            if fk_of[column.name].ref_table.lower() == table.name.lower():
-                keys = []  # self references: NULL, or filled in below
-            if not keys and column.notnull:
-                return []  # a required parent has no rows: neither can this table
-            values: st.SearchStrategy[object] = st.sampled_from(keys) if keys else st.none()
+            values: st.SearchStrategy[object] = st.integers(0, max(0, max_rows - 1)).map(_Ref)
         else:
             values = column_values(column, checks.get(column.name.lower()))
         if not column.notnull and not column.pk:
@@ -205,58 +210,96 @@ def _table_rows(
             values = st.one_of(values, st.just(DEFAULT))
         fields[column.name] = values
     unique_sets = [u for u in (*table.unique_sets, *unique_indexes) if u != (rowid,)]
-    row_strategy = st.fixed_dictionaries(fields)
-    rows = draw(
-        st.lists(
-            row_strategy,
-            max_size=max_rows,
-            unique_by=tuple(_key(table, u) for u in unique_sets) or None,
-        )
+    return st.lists(
+        st.fixed_dictionaries(fields),
+        max_size=max_rows,
+        unique_by=tuple(_key(table, u) for u in unique_sets) or None,
     )
-    if rowid is not None:
-        start = draw(st.sampled_from(ROWID_STARTS))
-        for n, row in enumerate(rows):
+
+
+def _resolve(
+    table: Table, drawn: list[dict[str, object]], start: int, parent_keys: Mapping[str, list[object]]
+) -> list[dict[str, object]]:
+    """Give rowids, turn references into real parent keys, drop rows whose parent is missing."""
+    columns = [c for c in table.columns if not c.hidden]
+    rowid = table.rowid_alias
+    pk = table.primary_key
+    fk_of = {fk.columns[0]: fk for fk in table.foreign_keys if len(fk.columns) == 1}
+    notnull = {c.name for c in columns if c.notnull}
+    own: list[object] = []
+    result = []
+    for n, row in enumerate(drawn):
+        if rowid is not None:
             row[rowid] = start + n
-        ordered = [{c.name: row[c.name] for c in columns if c.name in row} for row in rows]
-        return ordered
-    return rows
+        keep = True
+        for name, fk in fk_of.items():
+            ref = row.get(name)
+            if not isinstance(ref, _Ref):
+                continue
+            keys = (
+                own
+                if fk.ref_table.lower() == table.name.lower()
+                else parent_keys.get(fk.ref_table.lower(), [])
+            )
+            if keys:
+                row[name] = keys[ref.n % len(keys)]
+            elif name in notnull:
+                keep = False
+            else:
+                row[name] = None
+        if not keep:
+            continue
+        result.append({c.name: row[c.name] for c in columns if c.name in row})
+        if len(pk) == 1 and row.get(pk[0]) not in (None, DEFAULT):
+            own.append(row[pk[0]])
+    return result
 
 
-@st.composite
+def _unique_indexes(schema: Schema, table: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(
+        tuple(str(c) for c in index.columns)
+        for index in schema.indexes.values()
+        if index.unique
+        and index.table == table
+        and None not in index.columns
+        and " where " not in (index.sql or "").lower()
+    )
+
+
 def tenant_data(
-    draw: st.DrawFn,
     schema: Schema,
     *,
     max_rows: int = 6,
     overrides: Mapping[str, st.SearchStrategy[object]] | None = None,
     skip_tables: tuple[str, ...] = ("schema_migrations",),
-) -> TenantData:
+) -> st.SearchStrategy[TenantData]:
     """A whole tenant's data valid for ``schema``; tables filled in foreign-key order.
 
     ``overrides`` maps ``"table.column"`` or ``"column"`` to a strategy of your own.
     """
     if max_rows < 0:
         raise ConfigError(f"max_rows must be >= 0, got {max_rows}")
-    data = TenantData(schema)
-    keys: dict[str, list[object]] = {}
-    for name in schema.insert_order():
-        if name in skip_tables:
-            continue
-        table = schema.tables[name]
-        unique_indexes = tuple(
-            tuple(str(c) for c in index.columns)
-            for index in schema.indexes.values()
-            if index.unique
-            and index.table == name
-            and None not in index.columns
-            and " where " not in (index.sql or "").lower()
-        )
-        rows = draw(_table_rows(table, keys, max_rows, overrides or {}, unique_indexes))
-        data.rows[name] = rows
-        pk = table.primary_key
-        if len(pk) == 1:
-            keys[name.lower()] = [row[pk[0]] for row in rows if row.get(pk[0]) not in (None, DEFAULT)]
-    return data
+    order = [name for name in schema.insert_order() if name not in skip_tables]
+    tables = {
+        name: _rows_strategy(schema.tables[name], max_rows, overrides or {}, _unique_indexes(schema, name))
+        for name in order
+    }
+
+    @st.composite
+    def draw_tenant(draw: st.DrawFn) -> TenantData:
+        data = TenantData(schema)
+        keys: dict[str, list[object]] = {}
+        for name in order:
+            table = schema.tables[name]
+            start = draw(st.sampled_from(ROWID_STARTS)) if table.rowid_alias else 0
+            rows = _resolve(table, draw(tables[name]), start, keys)
+            data.rows[name] = rows
+            pk = table.primary_key
+            if len(pk) == 1:
+                keys[name.lower()] = [row[pk[0]] for row in rows if row.get(pk[0]) not in (None, DEFAULT)]
+        return data
+
+    return draw_tenant()
 
 
 def rows(
@@ -266,10 +309,12 @@ def rows(
     max_rows: int = 6,
     overrides: Mapping[str, st.SearchStrategy[object]] | None = None,
 ) -> st.SearchStrategy[list[dict[str, object]]]:
-    """Rows for one table of ``schema`` (its foreign keys point at no rows: NULL or none)."""
+    """Rows for one table of ``schema`` (its foreign keys point at no rows: NULL, or no row)."""
     if table not in schema.tables:
         raise ConfigError(f"schema has no table {table!r}; tables: {sorted(schema.tables)}")
-    return _table_rows(schema.tables[table], {}, max_rows, overrides or {})
+    info = schema.tables[table]
+    strategy = _rows_strategy(info, max_rows, overrides or {}, _unique_indexes(schema, table))
+    return strategy.map(lambda drawn: _resolve(info, drawn, 1, {}))
 
 
 def fleet_data(

@@ -19,8 +19,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pytest_tenantdb.checks.context import VERSION_TABLES, CheckContext, table_rows
-from pytest_tenantdb.checks.effects import analyse
+from pytest_tenantdb.checks.context import CheckContext, table_rows
 from pytest_tenantdb.errors import CheckFailure, StepFailure
 from pytest_tenantdb.migrations import Step
 from pytest_tenantdb.schema import Schema, SchemaDiff
@@ -44,24 +43,57 @@ class Check:
     doc: str = ""
 
 
-def _rows_of(conn: sqlite3.Connection, table: str) -> list[tuple[object, ...]]:
+_NOT_NULL = re.compile(r"NOT NULL constraint failed: (\w+)\.(\w+)")
+_UNIQUE = re.compile(r"UNIQUE constraint failed: ((?:\w+\.\w+(?:, )?)+)")
+_FROM = re.compile(r"\bFROM\s+[\"`\[]?(\w+)", re.IGNORECASE)
+
+
+def _offending(
+    before: sqlite3.Connection, statement: str | None, error: str
+) -> tuple[str, list[tuple[object, ...]]] | None:
+    """The table and rows of the tenant that made ``error`` happen, as far as it can be told."""
+    tables = {
+        r[0].lower(): r[0] for r in before.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    match = _CONSTRAINT_TABLE.search(error)
+    if match is None:
+        return None
+    table = match[1]
+    if table.lower() not in tables and statement:  # a new table filled from an old one (rebuild)
+        source = _FROM.search(statement)
+        if source is None or source[1].lower() not in tables:
+            return None
+        table = tables[source[1].lower()]
+    quoted = table.replace('"', '""')
     try:
-        return conn.execute(f'SELECT * FROM "{table}" LIMIT 5').fetchall()
+        if (m := _NOT_NULL.search(error)) is not None:
+            rows = before.execute(f'SELECT * FROM "{quoted}" WHERE "{m[2]}" IS NULL LIMIT 3').fetchall()
+        elif (m := _UNIQUE.search(error)) is not None:
+            cols = ", ".join(f'"{c.split(".")[1]}"' for c in m[1].split(", "))
+            rows = before.execute(
+                f'SELECT * FROM "{quoted}" WHERE ({cols}) IN '
+                f'(SELECT {cols} FROM "{quoted}" GROUP BY {cols} HAVING COUNT(*) > 1) LIMIT 3'
+            ).fetchall()
+        else:
+            rows = []
+        if not rows:
+            rows = before.execute(f'SELECT * FROM "{quoted}" LIMIT 3').fetchall()
     except sqlite3.Error:
-        return []
+        return table, []
+    return table, rows
 
 
 def _step_failed(exc: StepFailure, start: int, before: sqlite3.Connection | None, what: str) -> CheckFailure:
-    table = _CONSTRAINT_TABLE.search(exc.error)
     lines = [
         f"{what}: step {exc.step} ({exc.direction}) failed on a tenant at version {start}",
         f"  statement: {exc.statement or '(none)'}",
         f"  at:        {exc.location}",
         f"  error:     {exc.error}",
     ]
-    if table and before is not None:
-        rows = _rows_of(before, table[1])
-        lines.append(f"  table:     {table[1]}, rows before the step: {rows!r}")
+    found = _offending(before, exc.statement, exc.error) if before is not None else None
+    if found is not None:
+        lines.append(f"  table:     {found[0]}")
+        lines.extend(f"  offending row: {row!r}" for row in found[1])
     return CheckFailure("\n".join(lines))
 
 
@@ -93,7 +125,7 @@ def no_drift(start: int) -> Body:
             ctx.run(conn, ctx.migrations.plan(start, ctx.migrations.head))
         except StepFailure:
             return  # every_path reports it
-        migrated = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        migrated = ctx.schema_of(conn)
         diff = SchemaDiff.between(ctx.schema(ctx.migrations.head), migrated)
         if diff:
             raise CheckFailure(
@@ -139,9 +171,8 @@ def data_kept(step: Step) -> Body:
             traced = ctx.run(conn, [(step, "up")])
         except StepFailure:
             return  # upgrade reports it
-        after_schema = Schema.from_connection(conn, ignore=VERSION_TABLES)
-        triggers = {**before_schema.triggers, **after_schema.triggers}
-        effects = analyse(traced, set(before_schema.tables) | set(after_schema.tables), triggers)
+        after_schema = ctx.schema_of(conn)
+        effects = ctx.effects(traced, before_schema, after_schema)
         problems: list[str] = []
         for table in sorted(after_schema.tables):
             lower = table.lower()
@@ -199,13 +230,13 @@ def round_trip(step: Step) -> Body:
             ctx.run(conn, [(step, "up")])
         except StepFailure:
             return  # upgrade reports it
-        schema_up = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        schema_up = ctx.schema_of(conn)
         rows_up = table_rows(conn, schema_up)
         try:
             ctx.run(conn, [(step, "down")])
         except StepFailure as exc:
             raise _step_failed(exc, step.version, None, "round trip") from None
-        schema_down = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        schema_down = ctx.schema_of(conn)
         _same(
             f"round trip: up -> down of {step.label} does not restore the",
             schema_before,
@@ -217,7 +248,7 @@ def round_trip(step: Step) -> Body:
             ctx.run(conn, [(step, "up")])
         except StepFailure as exc:
             raise _step_failed(exc, start, None, "round trip (up -> down -> up)") from None
-        schema_again = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        schema_again = ctx.schema_of(conn)
         _same(
             f"round trip: up -> down -> up of {step.label} differs from up in the",
             schema_up,

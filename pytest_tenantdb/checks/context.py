@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_tenantdb.checks.effects import StepEffects, analyse
 from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import Direction, MigrationSet, Step
@@ -34,6 +35,8 @@ class CheckContext:
     app_code: dict[int, list[Callable[[sqlite3.Connection], object]]] = field(default_factory=dict)
     recorded: dict[int, list[str]] = field(default_factory=dict)
     _schemas: dict[int, Schema] = field(default_factory=dict)
+    _by_sql: dict[tuple[tuple[str, ...], ...], Schema] = field(default_factory=dict)
+    _effects: dict[tuple[str, ...], StepEffects] = field(default_factory=dict)
     _templates: dict[int, sqlite3.Connection] = field(default_factory=dict)
 
     @property
@@ -85,6 +88,24 @@ class CheckContext:
         finally:
             conn.set_trace_callback(None)
         return traced
+
+    def schema_of(self, conn: sqlite3.Connection) -> Schema:
+        """The schema of ``conn``; introspected once per distinct ``sqlite_master``."""
+        key = tuple(
+            tuple(map(str, r))
+            for r in conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+        )
+        if key not in self._by_sql:
+            self._by_sql[key] = Schema.from_connection(conn, ignore=VERSION_TABLES)
+        return self._by_sql[key]
+
+    def effects(self, traced: list[str], before: Schema, after: Schema) -> StepEffects:
+        """What the traced statements wrote; analysed once per distinct statement list."""
+        key = tuple(traced)
+        if key not in self._effects:
+            triggers = {**before.triggers, **after.triggers}
+            self._effects[key] = analyse(traced, set(before.tables) | set(after.tables), triggers)
+        return self._effects[key]
 
     def snapshot_schema(self) -> Schema:
         """The schema a brand-new tenant gets from the project's schema snapshot."""

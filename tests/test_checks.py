@@ -1,0 +1,244 @@
+"""The built-in checks, run through pytester on the good example and on each broken variant."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from tests.conftest import EXAMPLE
+
+pytest_plugins = ["pytester"]
+BROKEN = EXAMPLE.parent / "broken"
+ARGS = ("-p", "no:randomly", "--tenantdb-examples", "20", "-q")
+
+
+def _project(pytester: pytest.Pytester, variant: str | None = None) -> pytest.Pytester:
+    """The example project (its own pyproject.toml turns the checks on), maybe with a variant."""
+    for name in ("migrations", "queries"):
+        shutil.copytree(EXAMPLE / name, pytester.path / name)
+    for name in ("schema.sql", "tenantdb.lock", "pyproject.toml"):
+        shutil.copy(EXAMPLE / name, pytester.path / name)
+    if variant is not None:
+        overlay = BROKEN / variant
+        for file in (overlay / "migrations").iterdir():
+            shutil.copy(file, pytester.path / "migrations" / file.name)
+        if (overlay / "schema.sql").exists():
+            shutil.copy(overlay / "schema.sql", pytester.path / "schema.sql")
+    return pytester
+
+
+@pytest.fixture(autouse=True)
+def _ci_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")  # derandomized: the same examples on every run
+
+
+def _failed(result: pytest.RunResult) -> set[str]:
+    return set(re.findall(r"^FAILED (tenantdb::\S+)", result.stdout.str(), re.MULTILINE))
+
+
+def test_good_example_passes_every_check(pytester: pytest.Pytester) -> None:
+    project = _project(pytester)
+    result = project.runpytest(*ARGS)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0, result.stdout.str()[-3000:]
+    assert outcomes["passed"] >= 60
+    ids = project.runpytest("--co", "-q").stdout.str()
+    for expected in (
+        "tenantdb::0008_rebuild_notes::upgrade",
+        "tenantdb::0008_rebuild_notes::data_kept",
+        "tenantdb::0008_rebuild_notes::round_trip",
+        "tenantdb::every_path::from_0000",
+        "tenantdb::no_drift::from_0010",
+        "tenantdb::no_drift::snapshot",
+        "tenantdb::old_code::app_0010_on_0011",
+        "tenantdb::history",
+    ):
+        assert expected in ids
+    assert "0007_backfill_display_name::round_trip" not in ids  # no down(): nothing to round-trip
+
+
+@pytest.mark.parametrize(
+    ("variant", "select", "expected", "message"),
+    [
+        (
+            "upgrade_fails_on_nulls",
+            "0008_rebuild_notes",
+            {"tenantdb::0008_rebuild_notes::upgrade"},
+            [
+                "*upgrade: step 0008_rebuild_notes (up) failed on a tenant at version 7*",
+                "*statement: INSERT INTO notes_new*",
+                "*error:     NOT NULL constraint failed: notes_new.author_id*",
+                "*table:     notes*",
+                "*offending row: (*, None, *",
+                "*minimal failing tenant (hypothesis)*",
+                "*saved as *0008_rebuild_notes_upgrade.sql*",
+            ],
+        ),
+        (
+            "rebuild_drops_index",
+            "no_drift",
+            {"tenantdb::no_drift::snapshot"},
+            [
+                "*new tenants created from schema.sql differ from tenants migrated to head*",
+                "*added index notes_project_created*",
+            ],
+        ),
+        (
+            "rebuild_loses_data",
+            "0008_rebuild_notes",
+            {"tenantdb::0008_rebuild_notes::data_kept", "tenantdb::0008_rebuild_notes::round_trip"},
+            [
+                "*data kept: step 0008_rebuild_notes changed data it does not write*",
+                "*notes.body: row * changed * -> None*",
+            ],
+        ),
+        (
+            "down_loses_data",
+            "0008_rebuild_notes",
+            {"tenantdb::0008_rebuild_notes::round_trip"},
+            ["*round trip: up -> down of 0008_rebuild_notes does not restore the data of table notes*"],
+        ),
+        (
+            "rename_breaks_old_queries",
+            "old_code",
+            {"tenantdb::old_code::app_0011_on_0012"},
+            [
+                "*app version 11 code query * works on a tenant at version 11 but fails once the tenant is migrated to 12*",
+                "*no such column*title*",
+            ],
+        ),
+        (
+            "edited_released_step",
+            "history",
+            {"tenantdb::history"},
+            ["*released step 0005_index_notes_by_project was edited*revert the edit and add a new step*"],
+        ),
+    ],
+)
+def test_each_broken_variant_fails_its_check(
+    pytester: pytest.Pytester, variant: str, select: str, expected: set[str], message: list[str]
+) -> None:
+    project = _project(pytester, variant)
+    result = project.runpytest(*ARGS, "-k", select)
+    assert _failed(result) == expected, result.stdout.str()[-4000:]
+    result.stdout.fnmatch_lines(message)
+    assert "pytest_tenantdb/" not in result.stdout.str()  # the message, not our stack
+
+
+def test_replay_reruns_the_minimal_failing_tenant(pytester: pytest.Pytester) -> None:
+    project = _project(pytester, "upgrade_fails_on_nulls")
+    project.runpytest(*ARGS, "-k", "0008_rebuild_notes and upgrade")
+    saved = project.path / ".tenantdb" / "failures" / "0008_rebuild_notes_upgrade.sql"
+    text = saved.read_text()
+    assert text.startswith("-- tenantdb replay\n-- check: 0008_rebuild_notes::upgrade\n-- version: 7")
+    assert 'INSERT INTO "notes"' in text
+    replayed = project.runpytest("--tenantdb-replay", str(saved), "-q")
+    replayed.assert_outcomes(failed=1)
+    replayed.stdout.fnmatch_lines(["*NOT NULL constraint failed: notes_new.author_id*"])
+    shutil.copy(EXAMPLE / "migrations" / "0008_rebuild_notes.sql", project.path / "migrations")
+    project.runpytest("--tenantdb-replay", str(saved), "-q").assert_outcomes(passed=1)
+
+
+def test_bad_replay_files(pytester: pytest.Pytester) -> None:
+    project = _project(pytester)
+    bogus = project.path / "bogus.sql"
+    bogus.write_text("SELECT 1;")
+    result = project.runpytest("--tenantdb-replay", str(bogus))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*not a tenantdb failure file*"])
+    gone = project.path / "gone.sql"
+    gone.write_text("-- tenantdb replay\n-- check: 0042_nope::upgrade\n-- version: 1\n")
+    result = project.runpytest("--tenantdb-replay", str(gone))
+    result.stderr.fnmatch_lines(["*check '0042_nope::upgrade' does not exist*"])
+
+
+def test_lock_is_written_when_missing_and_updated_on_request(pytester: pytest.Pytester) -> None:
+    project = _project(pytester, "edited_released_step")
+    (project.path / "tenantdb.lock").unlink()
+    project.runpytest("-q", "-k", "history").assert_outcomes(passed=1)
+    lock = (project.path / "tenantdb.lock").read_text()
+    assert "0005 index_notes_by_project" in lock and lock.startswith("# tenantdb.lock")
+    shutil.copy(EXAMPLE / "migrations" / "0005_index_notes_by_project.sql", project.path / "migrations")
+    project.runpytest("-q", "-k", "history").assert_outcomes(failed=1)
+    project.runpytest("-q", "-k", "history", "--tenantdb-update-lock").assert_outcomes(passed=1)
+    project.runpytest("-q", "-k", "history").assert_outcomes(passed=1)
+    (project.path / "tenantdb.lock").write_text("garbage line\n")
+    project.runpytest("-q", "-k", "history").assert_outcomes(failed=1)
+
+
+def test_checks_are_off_unless_asked(pytester: pytest.Pytester) -> None:
+    project = _project(pytester)
+    (project.path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\ntenantdb_migrations = "migrations"\n'
+    )
+    project.makepyfile("def test_own():\n    pass\n")
+    project.runpytest("-q").assert_outcomes(passed=1)
+    result = project.runpytest("-q", "--tenantdb-checks", "-k", "0001")
+    result.assert_outcomes(passed=2)
+    assert "tenantdb.lock" in [p.name for p in project.path.iterdir()]
+
+
+def test_window_and_bad_settings(pytester: pytest.Pytester) -> None:
+    project = _project(pytester)
+    ids = project.runpytest("--co", "-q", "--tenantdb-window", "2").stdout.str()
+    assert "every_path::from_0010" in ids and "every_path::from_0009" in ids
+    assert "every_path::from_0008" not in ids
+    result = project.runpytest("--co", "-q", "--tenantdb-window", "last")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*tenantdb_window must be a number of steps back or 'all'*"])
+    result = project.runpytest("--co", "-q", "--tenantdb-queries", "nowhere")
+    result.stderr.fnmatch_lines(["*queries folder */nowhere does not exist*"])
+
+
+APP_CODE = """
+from pytest_tenantdb import app_code
+
+@app_code(version=11)
+def titles(conn):
+    return conn.execute("SELECT title FROM notes").fetchall()
+"""
+
+
+def test_registered_python_app_code(pytester: pytest.Pytester) -> None:
+    project = _project(pytester, "rename_breaks_old_queries")
+    shutil.rmtree(project.path / "queries")
+    (project.path / "myapp_v11.py").write_text(APP_CODE)
+    project.syspathinsert()
+    result = project.runpytest(
+        *ARGS, "-k", "old_code", "-o", "tenantdb_queries=", "-o", "tenantdb_app_modules=myapp_v11"
+    )
+    assert _failed(result) == {"tenantdb::old_code::app_0011_on_0012"}
+    result.stdout.fnmatch_lines(["*code myapp_v11.titles works on a tenant at version 11*"])
+
+
+def test_recorded_queries_are_replayed_as_old_code(pytester: pytest.Pytester) -> None:
+    project = _project(pytester)
+    (project.path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\ntenantdb_migrations = "migrations"\n'
+    )
+    project.makepyfile(
+        """
+        import sqlite3
+
+        def test_app(tenant_db):
+            conn = sqlite3.connect(tenant_db.path)
+            conn.execute("SELECT id, title FROM notes WHERE project_id = ?", (1,)).fetchall()
+            conn.execute("UPDATE notes SET title = 'x' WHERE id = 1")
+            conn.close()
+        """
+    )
+    record = project.path / "recorded.jsonl"
+    project.runpytest("-q", "--tenantdb-record", str(record)).assert_outcomes(passed=1)
+    lines = record.read_text().splitlines()
+    assert len(lines) == 2 and '"app_version": 11' in lines[0] and "WHERE project_id = 1" in lines[0]
+    shutil.copy(
+        BROKEN / "rename_breaks_old_queries" / "migrations" / "0012_rename_note_title.sql",
+        project.path / "migrations",
+    )
+    result = project.runpytest(
+        *ARGS, "--tenantdb-checks", "-k", "old_code", "-o", f"tenantdb_recorded={record}"
+    )
+    assert _failed(result) == {"tenantdb::old_code::app_0011_on_0012"}
+    result.stdout.fnmatch_lines(["*recorded statement 1: SELECT id, title FROM notes*"])
