@@ -120,7 +120,7 @@ def column_values(column: Column, check: ColumnCheck | None = None) -> st.Search
     affinity = _affinity(column.type)
     low = check.low if check and check.low is not None else None
     high = check.high if check and check.high is not None else None
-    if affinity == "INTEGER" or kind in ("bool", "small_int"):
+    if affinity == "INTEGER" or (kind in ("bool", "small_int") and affinity in ("NUMERIC", "ANY")):
         lo = INT64_MIN if low is None else math.ceil(low)
         hi = INT64_MAX if high is None else math.floor(high)
         if kind == "bool" and low is None and high is None:
@@ -196,7 +196,8 @@ def _rows_strategy(
     for column in columns:
         if column.name == rowid:
             continue
-        override = overrides.get(f"{table.name}.{column.name}") or overrides.get(column.name)
+        override = overrides.get(f"{table.name}.{column.name}")
+        override = override if override is not None else overrides.get(column.name)
         if override is not None:
             fields[column.name] = override
             continue
@@ -218,9 +219,16 @@ def _rows_strategy(
 
 
 def _resolve(
-    table: Table, drawn: list[dict[str, object]], start: int, parent_keys: Mapping[str, list[object]]
+    table: Table,
+    drawn: list[dict[str, object]],
+    start: int,
+    parent_keys: Mapping[str, list[object]],
+    unique_indexes: tuple[tuple[str, ...], ...] = (),
 ) -> list[dict[str, object]]:
-    """Give rowids, turn references into real parent keys, drop rows whose parent is missing."""
+    """Give rowids, turn references into real parent keys, drop rows whose parent is missing
+    and rows that became duplicates once their references were resolved."""
+    keyers = [_key(table, u) for u in (*table.unique_sets, *unique_indexes)]
+    seen: set[object] = set()
     columns = [c for c in table.columns if not c.hidden]
     rowid = table.rowid_alias
     pk = table.primary_key
@@ -249,6 +257,10 @@ def _resolve(
                 row[name] = None
         if not keep:
             continue
+        keys_of_row = [(n, keyer(row)) for n, keyer in enumerate(keyers)]
+        if any(k in seen for k in keys_of_row):
+            continue
+        seen.update(keys_of_row)
         result.append({c.name: row[c.name] for c in columns if c.name in row})
         if len(pk) == 1 and row.get(pk[0]) not in (None, DEFAULT):
             own.append(row[pk[0]])
@@ -292,7 +304,7 @@ def tenant_data(
         for name in order:
             table = schema.tables[name]
             start = draw(st.sampled_from(ROWID_STARTS)) if table.rowid_alias else 0
-            rows = _resolve(table, draw(tables[name]), start, keys)
+            rows = _resolve(table, draw(tables[name]), start, keys, _unique_indexes(schema, name))
             data.rows[name] = rows
             pk = table.primary_key
             if len(pk) == 1:
@@ -314,7 +326,7 @@ def rows(
         raise ConfigError(f"schema has no table {table!r}; tables: {sorted(schema.tables)}")
     info = schema.tables[table]
     strategy = _rows_strategy(info, max_rows, overrides or {}, _unique_indexes(schema, table))
-    return strategy.map(lambda drawn: _resolve(info, drawn, 1, {}))
+    return strategy.map(lambda drawn: _resolve(info, drawn, 1, {}, _unique_indexes(schema, table)))
 
 
 def fleet_data(

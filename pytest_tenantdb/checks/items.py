@@ -165,8 +165,8 @@ def _param_values(name: str) -> Any:
     return st.one_of(st.text(max_size=12), st.integers(-5, 5), st.none())
 
 
-def replay(ctx: CheckContext, file: Path) -> None:
-    """Rerun the check a saved failing tenant failed, on exactly that tenant."""
+def load_replay(ctx: CheckContext, file: Path) -> tuple[Check, str, dict[str, object]]:
+    """The check a saved failing tenant failed, the tenant's SQL and the parameters it used."""
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -176,15 +176,20 @@ def replay(ctx: CheckContext, file: Path) -> None:
         raise ConfigError(
             f"--tenantdb-replay {file}: not a tenantdb failure file (no '{REPLAY_HEADER}' header)"
         )
-    checks = {c.id: c for c in all_checks(ctx, None)}
-    check = checks.get(header["check"])
+    check = {c.id: c for c in all_checks(ctx, None)}.get(header["check"])
     if check is None or check.body is None:
         raise ConfigError(
             f"--tenantdb-replay {file}: check {header['check']!r} does not exist in this migration set any more"
         )
+    return check, text, json.loads(header.get("params", "{}"))
+
+
+def replay(ctx: CheckContext, check: Check, text: str, params: dict[str, object]) -> None:
+    """Rerun ``check`` on exactly the saved tenant, once, without hypothesis."""
+    assert check.body is not None
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.executescript(text)
-    check.body(ctx, conn, json.loads(header.get("params", "{}")))
+    check.body(ctx, conn, params)
 
 
 class ChecksCollector(pytest.Collector):
@@ -217,11 +222,8 @@ class ChecksCollector(pytest.Collector):
     def collect(self) -> Iterator[CheckItem]:
         ctx = self.context
         if self.replay_file is not None:
-            yield CheckItem.from_parent(
-                self,
-                name=f"replay::{self.replay_file.name}",
-                check=Check(f"replay::{self.replay_file.name}", "replay", None),
-            )
+            check, text, params = load_replay(ctx, self.replay_file)
+            yield CheckItem.from_parent(self, name=f"replay::{check.id}", check=check, replay=(text, params))
             return
         history = None
         if self.lock is not None:
@@ -238,16 +240,19 @@ def _history(ctx: CheckContext, lock: Path, update: bool) -> None:
 class CheckItem(pytest.Item):
     """One built-in check, run as a test."""
 
-    def __init__(self, *, check: Check, **kwargs: Any) -> None:
+    def __init__(
+        self, *, check: Check, replay: tuple[str, dict[str, object]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.check = check
+        self.replay = replay
         self.saved: Path | None = None
 
     def runtest(self) -> None:
         parent = self.parent
         assert isinstance(parent, ChecksCollector)
-        if parent.replay_file is not None:
-            replay(parent.context, parent.replay_file)
+        if self.replay is not None:
+            replay(parent.context, self.check, *self.replay)
             return
         self.saved = None
         try:
