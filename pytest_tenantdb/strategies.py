@@ -78,6 +78,33 @@ class TenantData:
         """Insert the rows (``INSERT OR IGNORE``: a row breaking a constraint not modelled is dropped)."""
         for table, rows in self.rows.items():
             quoted = table.replace('"', '""')
+            for names, values in _batches(rows):
+                if names:
+                    cols = ", ".join(f'"{c}"' for c in names)
+                    marks = ", ".join("?" * len(names))
+                    conn.executemany(f'INSERT OR IGNORE INTO "{quoted}" ({cols}) VALUES ({marks})', values)
+                else:
+                    for _ in values:
+                        conn.execute(f'INSERT OR IGNORE INTO "{quoted}" DEFAULT VALUES')
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+
+
+@dataclass
+class TenantData:
+    """Rows per table for one tenant at one schema version, as drawn by hypothesis."""
+
+    schema: Schema
+    rows: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        """Insert the rows (``INSERT OR IGNORE``: a row breaking a constraint not modelled is dropped)."""
+        for table, rows in self.rows.items():
+            quoted = table.replace('"', '""')
             for row in rows:
                 names = [c for c, v in row.items() if v is not DEFAULT]
                 cols = ", ".join(f'"{c}"' for c in names)
@@ -96,6 +123,17 @@ class TenantData:
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """How hypothesis shows a falsifying example: the rows, not the whole schema."""
         printer.text(repr(self))
+
+
+def _batches(rows: list[dict[str, object]]) -> list[tuple[tuple[str, ...], list[list[object]]]]:
+    """Consecutive rows with the same columns (DEFAULT ones left out), kept in order."""
+    batches: list[tuple[tuple[str, ...], list[list[object]]]] = []
+    for row in rows:
+        names = tuple(c for c, v in row.items() if v is not DEFAULT)
+        if not batches or batches[-1][0] != names:
+            batches.append((names, []))
+        batches[-1][1].append([row[c] for c in names])
+    return batches
 
 
 def _affinity(declared: str) -> str:

@@ -15,12 +15,15 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 5
+    assert len(figures) == 8
     assert any("migrate+seed each from empty" in n for n in names)
     assert any("copying files only" in n for n in names)
     assert any("plain executescript" in n for n in names)
     assert any("2 workers vs 1" in n for n in names)
     assert any("pytest --co" in n for n in names)
+    assert any("with drawn data: template vs from empty" in n for n in names)
+    assert any("whole examples incl. step" in n for n in names)
+    assert any("built-in checks" in n for n in names)
     for figure in figures:
         assert figure.ours > 0 and figure.baseline > 0
         assert figure.name in figure.row() and ("met" in figure.row() or "MISSED" in figure.row())

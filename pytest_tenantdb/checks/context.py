@@ -64,8 +64,13 @@ class CheckContext:
         return self._schemas[version]
 
     def _template(self, version: int) -> sqlite3.Connection:
+        """The template of ``version``, loaded into memory once (copies from memory are cheaper)."""
         if version not in self._templates:
-            self._templates[version] = sqlite3.connect(self.templates.schema_template(version))
+            source = sqlite3.connect(self.templates.schema_template(version))
+            memory = sqlite3.connect(":memory:")
+            source.backup(memory)
+            source.close()
+            self._templates[version] = memory
         return self._templates[version]
 
     def fresh(self, version: int) -> sqlite3.Connection:
