@@ -116,35 +116,32 @@ def test_flag_overrides_ini_and_marker_overrides_both(project: pytest.Pytester) 
     result.assert_outcomes(passed=2)
 
 
+def test_missing_migrations_folder_is_a_clear_fixture_error(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\ntenantdb_migrations = nowhere\n")
+    project.makepyfile("def test_x(tenant_fleet):\n    tenant_fleet(count=1)\n")
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*MigrationSetError: migrations directory */nowhere does not exist*"])
+    assert "Traceback" not in result.stdout.str() and "site-packages" not in result.stdout.str()
+
+
 @pytest.mark.parametrize(
     ("args", "ini", "message"),
     [
-        (
-            (),
-            "tenantdb_migrations = nowhere",
-            "*MigrationSetError: migrations directory */nowhere does not exist*",
-        ),
-        (
-            ("--tenantdb-workers", "many"),
-            "tenantdb_migrations = migrations",
-            "*tenantdb_workers / --tenantdb-workers must be int*",
-        ),
-        (
-            (),
-            "tenantdb_migrations = migrations\ntenantdb_versioning = alembic",
-            "*'user_version' or 'table'*",
-        ),
+        (("--tenantdb-workers", "many"), "", "*tenantdb_workers / --tenantdb-workers must be int, got 'many'*"),
+        ((), "tenantdb_versioning = alembic", "*'user_version' or 'table'*"),
+        (("-o", "tenantdb_checks=maybe"), "", "*tenantdb_checks*must be true or false*"),
     ],
 )
-def test_bad_configuration_is_a_clear_error(
+def test_bad_settings_stop_the_run_with_a_usage_error(
     project: pytest.Pytester, args: tuple[str, ...], ini: str, message: str
 ) -> None:
-    project.makeini(f"[pytest]\n{ini}\n")
+    project.makeini(f"[pytest]\ntenantdb_migrations = migrations\n{ini}\n")
     project.makepyfile("def test_x(tenant_fleet):\n    tenant_fleet(count=1)\n")
     result = project.runpytest(*args)
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([message])
-    assert "Traceback" not in result.stdout.str() and "site-packages" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
 
 
 def test_bad_marker_argument(project: pytest.Pytester) -> None:
@@ -244,4 +241,4 @@ def test_loading_the_plugin_imports_nothing_heavy() -> None:
     assert out.strip() == "[]"
     code = "import pytest_tenantdb as p; print(p.MigrationSet.__name__, p.__all__[:1]); p.nope"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.stdout.startswith("MigrationSet ['ConfigError']") and "has no attribute 'nope'" in run.stderr
+    assert run.stdout.startswith("MigrationSet ['CheckFailure']") and "has no attribute 'nope'" in run.stderr
