@@ -242,3 +242,26 @@ def test_recorded_queries_are_replayed_as_old_code(pytester: pytest.Pytester) ->
     )
     assert _failed(result) == {"tenantdb::old_code::app_0011_on_0012"}
     result.stdout.fnmatch_lines(["*recorded statement 1: SELECT id, title FROM notes*"])
+
+
+def test_checks_run_under_xdist(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    project = _project(pytester)
+    result = project.runpytest_subprocess(
+        "-n", "2", "-q", "-k", "rebuild_notes or history", "--tenantdb-examples", "5"
+    )
+    result.assert_outcomes(passed=4)
+
+
+def test_user_hypothesis_profile_wins(pytester: pytest.Pytester) -> None:
+    from pytest_tenantdb.checks.items import hypothesis_settings
+
+    config = pytester.parseconfig()
+    assert hypothesis_settings(config, 0).max_examples == 100  # CI is set: the tenantdb-ci profile
+    assert hypothesis_settings(config, 0).derandomize
+    assert hypothesis_settings(config, 7).max_examples == 7
+    from hypothesis import settings
+
+    settings.register_profile("mine", max_examples=3)
+    config = pytester.parseconfig("--hypothesis-profile", "mine")
+    assert hypothesis_settings(config, 0).max_examples == 3

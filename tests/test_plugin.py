@@ -128,7 +128,11 @@ def test_missing_migrations_folder_is_a_clear_fixture_error(project: pytest.Pyte
 @pytest.mark.parametrize(
     ("args", "ini", "message"),
     [
-        (("--tenantdb-workers", "many"), "", "*tenantdb_workers / --tenantdb-workers must be int, got 'many'*"),
+        (
+            ("--tenantdb-workers", "many"),
+            "",
+            "*tenantdb_workers / --tenantdb-workers must be int, got 'many'*",
+        ),
         ((), "tenantdb_versioning = alembic", "*'user_version' or 'table'*"),
         (("-o", "tenantdb_checks=maybe"), "", "*tenantdb_checks*must be true or false*"),
     ],
