@@ -88,35 +88,6 @@ class TenantData:
                         conn.execute(f'INSERT OR IGNORE INTO "{quoted}" DEFAULT VALUES')
 
     def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT = _Default()
-
-
-@dataclass
-class TenantData:
-    """Rows per table for one tenant at one schema version, as drawn by hypothesis."""
-
-    schema: Schema
-    rows: dict[str, list[dict[str, object]]] = field(default_factory=dict)
-
-    def apply(self, conn: sqlite3.Connection) -> None:
-        """Insert the rows (``INSERT OR IGNORE``: a row breaking a constraint not modelled is dropped)."""
-        for table, rows in self.rows.items():
-            quoted = table.replace('"', '""')
-            for row in rows:
-                names = [c for c, v in row.items() if v is not DEFAULT]
-                cols = ", ".join(f'"{c}"' for c in names)
-                marks = ", ".join("?" for _ in names)
-                sql = (
-                    f'INSERT OR IGNORE INTO "{quoted}" ({cols}) VALUES ({marks})'
-                    if names
-                    else f'INSERT OR IGNORE INTO "{quoted}" DEFAULT VALUES'
-                )
-                conn.execute(sql, [row[c] for c in names])
-
-    def __repr__(self) -> str:
         shown = {t: r for t, r in self.rows.items() if r}
         return f"TenantData({shown!r})"
 

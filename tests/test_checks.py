@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tomllib
 
 import pytest
 
@@ -22,10 +23,15 @@ def _project(pytester: pytest.Pytester, variant: str | None = None) -> pytest.Py
         shutil.copy(EXAMPLE / name, pytester.path / name)
     if variant is not None:
         overlay = BROKEN / variant
-        for file in (overlay / "migrations").iterdir():
-            shutil.copy(file, pytester.path / "migrations" / file.name)
-        if (overlay / "schema.sql").exists():
-            shutil.copy(overlay / "schema.sql", pytester.path / "schema.sql")
+        spec = overlay / "variant.toml"
+        for edit in tomllib.loads(spec.read_text())["edit"] if spec.exists() else []:
+            target = pytester.path / edit["file"]
+            text = target.read_text()
+            assert text.count(edit["find"]) == 1, f"{spec}: the text to edit is not in {edit['file']} once"
+            target.write_text(text.replace(edit["find"], edit["replace"]))
+        if (overlay / "migrations").is_dir():
+            for file in (overlay / "migrations").iterdir():
+                shutil.copy(file, pytester.path / "migrations" / file.name)
     return pytester
 
 
