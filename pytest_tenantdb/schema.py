@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -321,23 +321,27 @@ def _indexes(conn: sqlite3.Connection, table: str) -> list[Index]:
     return found
 
 
-def _balanced(sql: str, start: int) -> tuple[str, int]:
-    """The text inside the parenthesis opening at ``start`` and the index after its close."""
+def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """Each character outside quotes with the parenthesis depth after it (SQL-ish scanning)."""
     depth = 0
     quote: str | None = None
-    for i in range(start, len(sql)):
-        ch = sql[i]
+    for i in range(start, len(text)):
+        ch = text[i]
         if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"`":
+            quote = None if ch == quote else quote
+            continue
+        if ch in "'\"`":
             quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return sql[start + 1 : i], i + 1
+            continue
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        yield i, ch, depth
+
+
+def _balanced(sql: str, start: int) -> tuple[str, int]:
+    """The text inside the parenthesis opening at ``start`` and the index after its close."""
+    for i, ch, depth in _scan(sql, start):
+        if ch == ")" and depth == 0:
+            return sql[start + 1 : i], i + 1
     return sql[start + 1 :], len(sql)
 
 
@@ -368,26 +372,10 @@ def _column_collations(sql: str) -> dict[str, str]:
 
 
 def _split_top_level(body: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    depth = 0
-    quote: str | None = None
-    for ch in body:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"`":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    parts.append("".join(current))
-    return parts
+    """``body`` split at commas that are outside parentheses and quotes."""
+    cuts = [i for i, ch, depth in _scan(body) if ch == "," and depth == 0]
+    edges = [-1, *cuts, len(body)]
+    return [body[edges[n] + 1 : edges[n + 1]] for n in range(len(edges) - 1)]
 
 
 def _literal(text: str) -> object:
