@@ -101,13 +101,20 @@ def hypothesis_settings(config: pytest.Config, examples: int) -> HypothesisSetti
     return base
 
 
+def failure_path(ctx: CheckContext, check: Check) -> Path | None:
+    """Where the minimal failing tenant of ``check`` is saved (``tenantdb_failures``)."""
+    if ctx.failures_dir is None or check.body is None:
+        return None
+    return ctx.failures_dir / (re.sub(r"[^\w.-]+", "_", check.id) + ".sql")
+
+
 def _save_failure(
     ctx: CheckContext, check: Check, conn: sqlite3.Connection, params: dict[str, object]
-) -> Path | None:
-    if ctx.failures_dir is None:
-        return None
-    ctx.failures_dir.mkdir(parents=True, exist_ok=True)
-    path = ctx.failures_dir / (re.sub(r"[^\w.-]+", "_", check.id) + ".sql")
+) -> None:
+    path = failure_path(ctx, check)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         REPLAY_HEADER,
         f"-- check: {check.id}",
@@ -117,14 +124,13 @@ def _save_failure(
         *conn.iterdump(),
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
-def run_check(ctx: CheckContext, check: Check, hsettings: HypothesisSettings) -> Path | None:
+def run_check(ctx: CheckContext, check: Check, hsettings: HypothesisSettings) -> None:
     """Run one check over hypothesis-drawn tenants; on failure save the minimal one."""
     if check.run_once is not None:
         check.run_once(ctx)
-        return None
+        return
     from hypothesis import given
     from hypothesis import strategies as st
 
@@ -132,7 +138,6 @@ def run_check(ctx: CheckContext, check: Check, hsettings: HypothesisSettings) ->
 
     assert check.version is not None and check.body is not None
     version, body = check.version, check.body
-    saved: list[Path] = []
     params = st.fixed_dictionaries({name: _param_values(name) for name in check.params})
 
     def check_tenant(data: Any, params: dict[str, object]) -> None:
@@ -142,8 +147,7 @@ def run_check(ctx: CheckContext, check: Check, hsettings: HypothesisSettings) ->
         try:
             body(ctx, conn, params)
         except CheckFailure:
-            path = _save_failure(ctx, check, before, params)
-            saved[:] = [path] if path else []
+            _save_failure(ctx, check, before, params)  # the last one saved is the minimal one
             raise
         finally:
             conn.close()
@@ -154,7 +158,6 @@ def run_check(ctx: CheckContext, check: Check, hsettings: HypothesisSettings) ->
         given(data=tenant_data(ctx.schema(version), max_rows=ctx.max_rows), params=params)(check_tenant)
     )
     test()
-    return saved[0] if saved else None
 
 
 def _param_values(name: str) -> Any:
@@ -246,7 +249,6 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.check = check
         self.replay = replay
-        self.saved: Path | None = None
 
     def runtest(self) -> None:
         parent = self.parent
@@ -254,14 +256,7 @@ class CheckItem(pytest.Item):
         if self.replay is not None:
             replay(parent.context, self.check, *self.replay)
             return
-        self.saved = None
-        try:
-            self.saved = run_check(parent.context, self.check, parent.hsettings())
-        except CheckFailure:
-            ctx = parent.context
-            if ctx.failures_dir is not None:
-                self.saved = ctx.failures_dir / (re.sub(r"[^\w.-]+", "_", self.check.id) + ".sql")
-            raise
+        run_check(parent.context, self.check, parent.hsettings())
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, TenantDBError):
@@ -269,8 +264,10 @@ class CheckItem(pytest.Item):
             notes = [n for n in getattr(excinfo.value, "__notes__", []) if "Falsifying" in n or "data=" in n]
             if notes:
                 text += "\n\nminimal failing tenant (hypothesis):\n" + "\n".join(notes)
-            if self.saved is not None and self.saved.exists():
-                text += f"\n\nsaved as {self.saved}; rerun it with: pytest --tenantdb-replay {self.saved}"
+            parent = self.parent
+            saved = failure_path(parent.context, self.check) if isinstance(parent, ChecksCollector) else None
+            if self.replay is None and saved is not None and saved.exists():
+                text += f"\n\nsaved as {saved}; rerun it with: pytest --tenantdb-replay {saved}"
             return text
         return str(super().repr_failure(excinfo))
 
