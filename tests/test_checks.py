@@ -273,7 +273,7 @@ def test_user_hypothesis_profile_wins(pytester: pytest.Pytester) -> None:
     assert hypothesis_settings(config, 0).max_examples == 3
 
 
-CREATE_ALL = '''
+CREATE_ALL = """
 from pathlib import Path
 
 def create_all(conn):
@@ -281,17 +281,21 @@ def create_all(conn):
 
 def create_old(conn):
     conn.executescript((Path(__file__).parent / "schema.sql").read_text().replace("    display_name TEXT\\n", "    display_name TEXT, legacy TEXT\\n"))
-'''
+"""
 
 
 def test_schema_snapshot_from_a_callable(pytester: pytest.Pytester) -> None:
     project = _project(pytester)
     (project.path / "myorm.py").write_text(CREATE_ALL)
     project.syspathinsert()
-    project.runpytest("-q", "-k", "snapshot", "-o", "tenantdb_schema=myorm:create_all").assert_outcomes(passed=1)
+    project.runpytest("-q", "-k", "snapshot", "-o", "tenantdb_schema=myorm:create_all").assert_outcomes(
+        passed=1
+    )
     result = project.runpytest("-q", "-k", "snapshot", "-o", "tenantdb_schema=myorm:create_old")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*new tenants created from myorm:create_old differ*", "*added column users.legacy*"])
+    result.stdout.fnmatch_lines(
+        ["*new tenants created from myorm:create_old differ*", "*added column users.legacy*"]
+    )
     bad = project.runpytest("-q", "-o", "tenantdb_schema=myorm:nope")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*tenantdb_schema = 'myorm:nope': cannot import it*"])
