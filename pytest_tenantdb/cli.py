@@ -30,6 +30,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    check = sub.add_parser("check", help="lint migrations and old queries for backward compatibility")
+    check.add_argument("path", type=Path, nargs="?", default=Path("."), help="project folder (default: .)")
+    check.add_argument("--format", choices=["text", "json", "github"], default="text")
+    check.add_argument("--since", type=int, help="only steps newer than this version")
+    check.add_argument(
+        "--ignore", action="append", default=[], metavar="CODE", help="skip a rule (repeatable)"
+    )
+
+    explain = sub.add_parser("explain", help="explain a rule code")
+    explain.add_argument("code")
+
     versions = sub.add_parser("versions", help="list the steps of a migrations directory")
     versions.add_argument("migrations", type=Path)
 
@@ -55,12 +66,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "versions":
             return _versions(console, args.migrations)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "explain":
+            return _explain(args.code)
         return _demo(console, args)
     except TenantDBError as exc:
         Console(stderr=True, highlight=False).print(
             f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True
         )
         return 2
+
+
+def _explain(code: str) -> int:
+    from pytest_tenantdb.lint.engine import explain
+    from pytest_tenantdb.lint.rules import RULES
+
+    try:
+        print(explain(code))
+    except KeyError:
+        print(f"error: no rule {code!r}; known: {', '.join(sorted(RULES))}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from pytest_tenantdb.lint.config import load_config
+    from pytest_tenantdb.lint.engine import lint_project
+    from pytest_tenantdb.lint.findings import FORMATS
+
+    project = load_config(args.path, since=args.since, ignore=args.ignore)
+    findings = lint_project(project.migrations, project.templates, project.queries, project.options)
+    print(FORMATS[args.format](findings))
+    return 1 if findings else 0
 
 
 def _versions(console: Console, path: Path) -> int:

@@ -388,6 +388,11 @@ def _literal(text: str) -> object:
         return float(text)
 
 
+def parse_check(text: str) -> list[ColumnCheck]:
+    """The simple per-column conditions of a CHECK expression (ranges, IN lists, max length)."""
+    return _parse_check(text)
+
+
 def _parse_check(text: str) -> list[ColumnCheck]:
     text = " ".join(text.split())
     if (m := _IN_LIST.match(text)) is not None:

@@ -1,0 +1,63 @@
+"""``[tool.tenantdb]`` in a project's pyproject.toml: where migrations and queries are, which
+rules to skip. Flags of ``tenantdb check`` override it."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_tenantdb.errors import ConfigError
+from pytest_tenantdb.fleet.templates import TemplateCache
+from pytest_tenantdb.lint.engine import LintOptions
+from pytest_tenantdb.lint.rules import RULES
+from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.queries import QueryFolder
+from pytest_tenantdb.versioning import version_store
+
+KNOWN_KEYS = {"migrations", "queries", "ignore", "select", "since", "versioning"}
+
+
+@dataclass(frozen=True)
+class LintProject:
+    migrations: MigrationSet
+    templates: TemplateCache
+    queries: QueryFolder | None
+    options: LintOptions
+
+
+def load_config(root: Path, *, since: int | None = None, ignore: Sequence[str] = ()) -> LintProject:
+    """Read ``root/pyproject.toml`` (optional) and open the project's migrations and queries."""
+    table: dict[str, object] = {}
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("tenantdb", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{pyproject}: cannot read it ({exc})") from exc
+    unknown = set(table) - KNOWN_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{pyproject}: unknown [tool.tenantdb] key(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}"
+        )
+    codes = {str(c).upper() for c in [*_list(table, "ignore"), *ignore]}
+    selected = {str(c).upper() for c in _list(table, "select")}
+    bad = (codes | selected) - set(RULES)
+    if bad:
+        raise ConfigError(f"unknown rule code(s) {sorted(bad)}; see `tenantdb explain CODE`")
+    migrations = MigrationSet.from_path(root / str(table.get("migrations", "migrations")))
+    queries = QueryFolder(root / str(table["queries"])) if table.get("queries") else None
+    cache = root / ".pytest_cache" / "d" / "tenantdb" / "templates"  # shared with the pytest plugin
+    templates = TemplateCache(cache, migrations, version_store(str(table.get("versioning", "user_version"))))
+    start = since if since is not None else int(str(table.get("since", 0)))
+    return LintProject(
+        migrations, templates, queries, LintOptions(start, frozenset(codes), frozenset(selected))
+    )
+
+
+def _list(table: dict[str, object], key: str) -> list[object]:
+    value = table.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"[tool.tenantdb] {key} must be a list of rule codes, got {value!r}")
+    return value

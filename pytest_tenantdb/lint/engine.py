@@ -1,0 +1,93 @@
+"""Run every rule over a project: each step against the schema just before it, and the queries
+of each app version against the next schema. Inline ``-- tenantdb: ignore[CODE] reason``
+comments and the configured ``ignore`` list are applied here."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_tenantdb.fleet.templates import TemplateCache
+from pytest_tenantdb.lint.findings import Finding
+from pytest_tenantdb.lint.rules import RULES
+from pytest_tenantdb.lint.rules.migration import lint_step
+from pytest_tenantdb.lint.rules.query import lint_queries
+from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.queries import QueryFolder
+from pytest_tenantdb.schema import Schema
+
+_IGNORE = re.compile(r"--\s*tenantdb:\s*ignore\[([A-Z0-9, ]+)\]")
+
+
+@dataclass(frozen=True)
+class LintOptions:
+    """What to check: steps newer than ``since``, rules not in ``ignore`` (and in ``select``)."""
+
+    since: int = 0
+    ignore: frozenset[str] = field(default_factory=frozenset)
+    select: frozenset[str] = field(default_factory=frozenset)
+
+
+def lint_project(
+    migrations: MigrationSet, templates: TemplateCache, queries: QueryFolder | None, options: LintOptions
+) -> list[Finding]:
+    findings: list[Finding] = []
+    previous = 0
+    for step in migrations:
+        if step.version > options.since:
+            before_path, after_path = (
+                templates.schema_template(previous),
+                templates.schema_template(step.version),
+            )
+            before, after = _schema(before_path), _schema(after_path)
+            app = queries.for_version(previous) if queries else []
+            findings += lint_step(step, before, after, [q.sql for q in app] if queries else None)
+            if app:
+                old, new = sqlite3.connect(before_path), sqlite3.connect(after_path)
+                try:
+                    findings += lint_queries(app, old, new, before, after, previous, step)
+                finally:
+                    old.close()
+                    new.close()
+        previous = step.version
+    return [f for f in findings if _wanted(f, options)]
+
+
+def _schema(path: Path) -> Schema:
+    return Schema.from_path(path).__class__.from_connection(
+        sqlite3.connect(path), ignore=("schema_migrations",)
+    )
+
+
+def _wanted(finding: Finding, options: LintOptions) -> bool:
+    if finding.code in options.ignore or (options.select and finding.code not in options.select):
+        return False
+    return finding.code not in _inline_ignores(finding)
+
+
+def _inline_ignores(finding: Finding) -> set[str]:
+    """Codes ignored by comments on the finding's line, the line above, or inside its statement."""
+    try:
+        lines = Path(finding.file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    span = finding.statement.count("\n") + 1 if finding.statement else 1
+    window: Iterable[str] = lines[max(0, finding.line - 2) : finding.line - 1 + span]
+    codes: set[str] = set()
+    for line in window:
+        for match in _IGNORE.finditer(line):
+            codes.update(c.strip() for c in match[1].split(","))
+    return codes
+
+
+def explain(code: str) -> str:
+    rule = RULES.get(code.upper())
+    if rule is None:
+        raise KeyError(code)
+    return (
+        f"{rule.code} {rule.name} ({rule.severity}): {rule.summary}\n\n{rule.explanation}\n\n"
+        f"Safe alternative: {rule.alternative}\n"
+    )

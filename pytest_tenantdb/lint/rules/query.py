@@ -1,0 +1,119 @@
+"""Query rules: the app queries of version v, prepared against the schema of the next version.
+
+SQLite itself prepares each query (``EXPLAIN``) against the template of the new version, so an
+unknown table or column, or a newly ambiguous column, is found exactly as the app would hit it;
+a query is only blamed on the migration when it prepares fine on its own version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from pytest_tenantdb.lint.findings import Finding
+from pytest_tenantdb.lint.rules import RULES
+from pytest_tenantdb.migrations import Step
+from pytest_tenantdb.queries import Query
+from pytest_tenantdb.schema import Schema
+
+
+class _AnyParams(dict[str, Any]):
+    """Binds NULL to every named parameter, so any query can be prepared."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def _prepare(conn: sqlite3.Connection, sql: str) -> str | None:
+    try:
+        conn.execute(f"EXPLAIN {sql}", _AnyParams()) if "?" not in sql else conn.execute(
+            f"EXPLAIN {sql}", (None,) * sql.count("?")
+        )
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None
+
+
+def _columns(conn: sqlite3.Connection, sql: str) -> tuple[str, ...] | None:
+    try:
+        cursor = conn.execute(f"SELECT * FROM ({sql.rstrip().rstrip(';')}) LIMIT 0", _AnyParams())
+    except sqlite3.Error:
+        return None
+    return tuple(d[0] for d in cursor.description or ())
+
+
+def _missing_not_null(sql: str, schema: Schema) -> list[str]:
+    """NOT NULL columns without default that an INSERT leaves out."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.ParseError:
+        return []
+    if not isinstance(tree, exp.Insert) or not isinstance(tree.this, exp.Schema):
+        return []
+    table = tree.this.this.name
+    info = next((t for n, t in schema.tables.items() if n.lower() == table.lower()), None)
+    if info is None:
+        return []
+    named = {c.name.lower() for c in tree.this.expressions}
+    return [
+        c.name
+        for c in info.columns
+        if c.notnull
+        and c.default is None
+        and not c.hidden
+        and c.name != info.rowid_alias
+        and c.name.lower() not in named
+    ]
+
+
+def lint_queries(
+    queries: list[Query],
+    old: sqlite3.Connection,
+    new: sqlite3.Connection,
+    old_schema: Schema,
+    new_schema: Schema,
+    app_version: int,
+    step: Step,
+) -> list[Finding]:
+    """Findings for the queries of ``app_version`` once a tenant is migrated by ``step``."""
+    findings = []
+
+    def report(code: str, message: str, query: Query) -> None:
+        rule = RULES[code]
+        findings.append(
+            Finding(
+                code,
+                rule.severity,
+                f"{message} (app version {app_version}, query {query.name}; broken by "
+                f"step {step.label} at {step.path})",
+                str(query.path),
+                query.line,
+                step.label,
+                query.sql,
+                rule.alternative,
+            )
+        )
+
+    for query in queries:
+        if _prepare(old, query.sql) is not None:
+            continue  # broken on its own version already: not this migration's doing
+        error = _prepare(new, query.sql)
+        if error is not None:
+            code = "TDB203" if "ambiguous" in error else "TDB201"
+            report(code, error, query)
+            continue
+        missing = set(_missing_not_null(query.sql, new_schema)) - set(
+            _missing_not_null(query.sql, old_schema)
+        )
+        if missing:
+            report(
+                "TDB202", f"the INSERT leaves out NOT NULL column(s) {sorted(missing)} without default", query
+            )
+        if "*" in query.sql and query.sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            before, after = _columns(old, query.sql), _columns(new, query.sql)
+            if before is not None and after is not None and before != after:
+                report("TDB204", f"SELECT * returned {list(before)}, now {list(after)}", query)
+    return findings
