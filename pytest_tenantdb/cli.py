@@ -72,8 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _explain(args.code)
         return _demo(console, args)
     except TenantDBError as exc:
+        from rich.markup import escape
+
         Console(stderr=True, highlight=False).print(
-            f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True
+            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", markup=True
         )
         return 2
 

@@ -10,15 +10,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_tenantdb.errors import StepFailure, TemplateBuildError
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.lint.rules import RULES
 from pytest_tenantdb.lint.rules.migration import lint_step
 from pytest_tenantdb.lint.rules.query import lint_queries
-from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.migrations import MigrationSet, Step
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.schema import Schema
 
+_STATEMENT_RULES = {"TDB001", "TDB112", "TDB113"}
 _IGNORE = re.compile(r"--\s*tenantdb:\s*ignore\[([A-Z0-9, ]+)\]")
 
 
@@ -38,13 +40,21 @@ def lint_project(
     previous = 0
     for step in migrations:
         if step.version > options.since:
-            before_path, after_path = (
-                templates.schema_template(previous),
-                templates.schema_template(step.version),
-            )
-            before, after = _schema(before_path), _schema(after_path)
+            before_path = templates.schema_template(previous)
+            before = _schema(before_path)
             app = queries.for_version(previous) if queries else []
-            findings += lint_step(step, before, after, [q.sql for q in app] if queries else None)
+            old_code = [q.sql for q in app] if queries else None
+            try:
+                after_path = templates.schema_template(step.version)
+            except TemplateBuildError as exc:
+                # statement rules still apply; later steps cannot be built on this one
+                findings += [
+                    f for f in lint_step(step, before, before, old_code) if f.code in _STATEMENT_RULES
+                ]
+                findings.append(_step_fails(step, exc))
+                break
+            after = _schema(after_path)
+            findings += lint_step(step, before, after, old_code)
             if app:
                 old, new = sqlite3.connect(before_path), sqlite3.connect(after_path)
                 try:
@@ -54,6 +64,25 @@ def lint_project(
                     new.close()
         previous = step.version
     return [f for f in findings if _wanted(f, options)]
+
+
+def _step_fails(step: Step, exc: TemplateBuildError) -> Finding:
+    rule = RULES["TDB002"]
+    cause = exc.__cause__
+    if isinstance(cause, StepFailure):
+        number = cause.location.rsplit(":", 1)[-1]
+        line = int(number) if number.isdigit() else 1
+        return Finding(
+            "TDB002",
+            rule.severity,
+            f"the step fails on an empty database: {cause.error}",
+            str(step.path),
+            line,
+            step.label,
+            cause.statement or "",
+            rule.alternative,
+        )
+    return Finding("TDB002", rule.severity, str(exc), str(step.path), 1, step.label, "", rule.alternative)
 
 
 def _schema(path: Path) -> Schema:

@@ -30,6 +30,16 @@ _RULES = [
         "Check the syntax; if SQLite accepts it, add `-- tenantdb: ignore[TDB001] reason` above it.",
     ),
     Rule(
+        "TDB002",
+        "step-fails-on-empty-database",
+        "error",
+        "the step fails on an empty database",
+        "The step cannot even run on a freshly migrated database, so no tenant can be migrated and "
+        "later steps are not checked.",
+        "Fix the statement SQLite refuses (the message names it); mark steps that cannot run in a "
+        "transaction with `-- tenantdb: no-transaction`.",
+    ),
+    Rule(
         "TDB101",
         "drop-table",
         "error",
@@ -186,3 +196,16 @@ _RULES = [
     ),
 ]
 RULES: dict[str, Rule] = {rule.code: rule for rule in _RULES}
+
+
+def rule_page(rule: Rule) -> str:
+    """The docs page of a rule (``docs/rules/CODE.md``), kept equal to this table by a test."""
+    return (
+        f"# {rule.code} {rule.name}\n\n"
+        f"**Severity**: {rule.severity}. **Flags**: {rule.summary}.\n\n"
+        f"## Why it breaks a fleet at mixed versions\n\n{rule.explanation}\n\n"
+        f"## Safe alternative\n\n{rule.alternative}\n\n"
+        f"## Silencing one occurrence\n\n"
+        f"`-- tenantdb: ignore[{rule.code}] reason` on the line above the statement, or "
+        f'`ignore = ["{rule.code}"]` in `[tool.tenantdb]` for the whole project.\n'
+    )

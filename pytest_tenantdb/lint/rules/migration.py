@@ -206,8 +206,13 @@ def lint_step(step: Step, before: Schema, after: Schema, old_code: list[str] | N
                     f"{name}.{column.name} is NOT NULL without a default; old INSERTs do not fill it",
                     where(name, column.name),
                 )
-        old_uniques = set(old.unique_sets) | {
-            i.columns for i in before.indexes.values() if i.unique and i.table.lower() == lower
+        col_renames = {old_c: new_c for (t, old_c), new_c in facts.column_renames.items() if t == lower}
+        old_uniques = {
+            tuple(col_renames.get(str(c).lower(), c) for c in cols)
+            for cols in (
+                *old.unique_sets,
+                *(i.columns for i in before.indexes.values() if i.unique and i.table.lower() == lower),
+            )
         }
         cleaned = any(
             re.match(rf"\s*(UPDATE|DELETE\s+FROM)\s+[\"`\[]?{re.escape(lower)}\b", st.sql, re.IGNORECASE)

@@ -1,0 +1,197 @@
+"""The backward-compatibility checker: each rule on a small project, safe look-alikes not flagged."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_tenantdb.cli import main
+from pytest_tenantdb.lint.engine import explain
+from pytest_tenantdb.lint.rules import RULES
+from pytest_tenantdb.lint.rules.migration import lint_step
+from pytest_tenantdb.migrations import SqlStep
+from pytest_tenantdb.migrations.statements import Statement
+from pytest_tenantdb.schema import Schema
+from tests.conftest import EXAMPLE
+
+BROKEN = EXAMPLE.parent / "broken"
+BASE = (
+    "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT, plan TEXT DEFAULT 'free', "
+    "age INTEGER, status TEXT CHECK (status IN ('a', 'b')));\n"
+    "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);\n"
+    "CREATE INDEX posts_user ON posts(user_id);\n"
+    "CREATE VIEW active AS SELECT * FROM users;\n"
+)
+QUERIES = "-- name: q\nSELECT id, email, name, plan, age FROM users;\n-- name: p\nSELECT title FROM posts JOIN users ON users.id = posts.user_id;\n-- name: v\nSELECT * FROM active;\n"
+
+
+def _codes(project: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    code = main(["check", str(project), "--format", "json"])
+    findings = json.loads(capsys.readouterr().out)
+    assert code == (1 if findings else 0)
+    return sorted(f["code"] for f in findings)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[[str], Path]:
+    """A project whose step 2 is ``step2`` on top of BASE, with queries for app version 1."""
+
+    def make(step2: str) -> Path:
+        root = tmp_path / "project"
+        shutil.rmtree(root, ignore_errors=True)
+        (root / "migrations").mkdir(parents=True)
+        (root / "queries").mkdir()
+        (root / "migrations" / "0001_base.sql").write_text(BASE)
+        (root / "migrations" / "0002_change.sql").write_text(step2)
+        (root / "queries" / "0001.sql").write_text(QUERIES)
+        (root / "pyproject.toml").write_text('[tool.tenantdb]\nqueries = "queries"\n')
+        return root
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("step2", "expected"),
+    [
+        ("DROP VIEW active;\nDROP TABLE posts;", ["TDB101", "TDB111", "TDB201", "TDB201"]),
+        ("ALTER TABLE users DROP COLUMN age;", ["TDB102", "TDB201", "TDB204"]),
+        ("ALTER TABLE posts RENAME TO articles;", ["TDB103", "TDB201"]),
+        ("ALTER TABLE posts RENAME TO articles;\nCREATE VIEW posts AS SELECT * FROM articles;", []),
+        ("ALTER TABLE users RENAME COLUMN name TO full_name;", ["TDB104", "TDB201", "TDB204"]),
+        ("ALTER TABLE users ADD COLUMN tier TEXT NOT NULL DEFAULT 'x';", ["TDB204"]),
+        ("ALTER TABLE posts ADD COLUMN body TEXT NOT NULL DEFAULT '';", []),
+        ("CREATE UNIQUE INDEX users_email ON users(email);", ["TDB108"]),
+        (
+            "DELETE FROM users WHERE id IN (SELECT MIN(id) FROM users GROUP BY email);\nCREATE UNIQUE INDEX users_email ON users(email);",
+            [],
+        ),
+        ("DELETE FROM posts;", ["TDB112"]),
+        ("-- tenantdb: ignore[TDB112] the posts table is a cache\nDELETE FROM posts;", []),
+        ("VACUUM;", ["TDB002", "TDB113"]),
+        ("-- tenantdb: no-transaction\nVACUUM;", []),
+        ("ALTER TABLE posts ADD COLUMN name TEXT;", []),
+    ],
+)
+def test_rules(
+    project: Callable[[str], Path], capsys: pytest.CaptureFixture[str], step2: str, expected: list[str]
+) -> None:
+    assert _codes(project(step2), capsys) == sorted(expected)
+
+
+REBUILD = """
+DROP VIEW active;
+CREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL, plan TEXT, age TEXT,
+    status TEXT CHECK (status IN ('a', 'b', 'c')), CHECK (length(email) < 300));
+INSERT INTO users_new SELECT id, email, name, plan, age, status FROM users;
+DROP TABLE users;
+ALTER TABLE users_new RENAME TO users;
+CREATE VIEW active AS SELECT * FROM users;
+"""
+
+
+def test_a_rebuild_is_a_change_not_a_drop(
+    project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    codes = _codes(project(REBUILD), capsys)
+    # name becomes NOT NULL, age changes type, plan loses its default, a new CHECK on email;
+    # the wider status CHECK is safe; the view active over users still works (no TDB101/111)
+    assert codes == ["TDB106", "TDB107", "TDB109", "TDB110"]
+
+
+def test_a_rebuild_that_loses_an_index_and_a_check(
+    project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    step = """
+CREATE TABLE posts_new (id INTEGER PRIMARY KEY, user_id INTEGER, title TEXT);
+INSERT INTO posts_new SELECT id, user_id, title FROM posts;
+DROP TABLE posts;
+ALTER TABLE posts_new RENAME TO posts;
+"""
+    assert _codes(project(step), capsys) == ["TDB114", "TDB114"]  # index posts_user, FOREIGN KEY user_id
+
+
+def test_good_example_is_clean_and_variants_are_caught(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "example"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("snapshots", ".pytest_cache"))
+    assert _codes(root, capsys) == []
+    for variant, expected in (
+        ("upgrade_fails_on_nulls", ["TDB106"]),
+        ("rebuild_drops_index", ["TDB114"]),
+        ("rename_breaks_old_queries", ["TDB104", "TDB201", "TDB201"]),
+    ):
+        copy = tmp_path / variant
+        shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".pytest_cache"))
+        spec = BROKEN / variant / "variant.toml"
+        for edit in tomllib.loads(spec.read_text())["edit"] if spec.exists() else []:
+            target = copy / edit["file"]
+            target.write_text(target.read_text().replace(edit["find"], edit["replace"]))
+        for file in (BROKEN / variant / "migrations").glob("*.sql"):
+            shutil.copy(file, copy / "migrations")
+        assert _codes(copy, capsys) == expected, variant
+
+
+def test_text_and_github_formats(project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    root = project("ALTER TABLE users DROP COLUMN plan;")
+    assert main(["check", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "0002_change.sql:1: TDB102 [error] column users.plan is dropped" in out
+    assert "queries/0001.sql:2: TDB201 [error] no such column: plan" in out
+    assert "broken by step 0002_change" in out and "safe alternative:" in out
+    assert main(["check", str(root), "--format", "github"]) == 1
+    assert "::error file=" in capsys.readouterr().out
+    assert main(["check", str(root), "--ignore", "TDB102", "--ignore", "TDB201", "--ignore", "TDB204"]) == 0
+    assert main(["check", str(root), "--since", "2"]) == 0
+
+
+def test_config_errors_exit_2(project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    root = project("SELECT 1;")
+    (root / "pyproject.toml").write_text('[tool.tenantdb]\ncolour = "blue"\n')
+    assert main(["check", str(root)]) == 2
+    assert "unknown [tool.tenantdb] key" in capsys.readouterr().err
+    (root / "pyproject.toml").write_text('[tool.tenantdb]\nignore = ["TDB999"]\n')
+    assert main(["check", str(root)]) == 2
+    assert "unknown rule code" in capsys.readouterr().err
+    (root / "pyproject.toml").write_text('[tool.tenantdb]\nignore = "TDB101"\n')
+    assert main(["check", str(root)]) == 2
+    (root / "pyproject.toml").write_text("[tool.tenantdb\n")
+    assert main(["check", str(root)]) == 2
+    assert main(["check", str(root / "nowhere")]) == 2
+
+
+def test_explain_every_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    for code in RULES:
+        assert main(["explain", code.lower()]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(code) and "Safe alternative:" in out
+        assert (Path(__file__).parent.parent / "docs" / "rules" / f"{code}.md").is_file(), (
+            f"docs page for {code}"
+        )
+    assert main(["explain", "TDB999"]) == 2
+    with pytest.raises(KeyError):
+        explain("nope")
+
+
+def test_an_unparsable_statement_is_a_finding_not_a_pass() -> None:
+    conn = sqlite3.connect(":memory:")
+    schema = Schema.from_connection(conn)
+    step = SqlStep(1, "odd", Path("m/0001_odd.sql"), (Statement("SELECT ((( FROM", 3),))
+    findings = lint_step(step, schema, schema)
+    assert [(f.code, f.line) for f in findings] == [("TDB001", 3)]
+
+
+def test_rule_pages_match_the_rule_table() -> None:
+    from pytest_tenantdb.lint.rules import rule_page
+
+    docs = Path(__file__).parent.parent / "docs" / "rules"
+    for rule in RULES.values():
+        assert (docs / f"{rule.code}.md").read_text() == rule_page(rule), (
+            f"regenerate docs/rules/{rule.code}.md"
+        )
