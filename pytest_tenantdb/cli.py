@@ -32,7 +32,11 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="lint migrations and old queries for backward compatibility")
     check.add_argument("path", type=Path, nargs="?", default=Path("."), help="project folder (default: .)")
-    check.add_argument("--format", choices=["text", "json", "github"], default="text")
+    check.add_argument("--format", choices=["text", "json", "github", "sarif", "junit"], default="text")
+    check.add_argument("--baseline", type=Path, help="ignore the findings listed in this file")
+    check.add_argument(
+        "--write-baseline", type=Path, metavar="FILE", help="record the current findings and exit 0"
+    )
     check.add_argument("--since", type=int, help="only steps newer than this version")
     check.add_argument(
         "--ignore", action="append", default=[], metavar="CODE", help="skip a rule (repeatable)"
@@ -93,12 +97,23 @@ def _explain(code: str) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from pytest_tenantdb.lint.baseline import read_baseline, write_baseline
     from pytest_tenantdb.lint.config import load_config
     from pytest_tenantdb.lint.engine import lint_project
-    from pytest_tenantdb.lint.findings import FORMATS
+    from pytest_tenantdb.lint.findings import FORMATS, fingerprint
 
     project = load_config(args.path, since=args.since, ignore=args.ignore)
     findings = lint_project(project.migrations, project.templates, project.queries, project.options)
+    root = str(args.path.resolve())
+    if args.write_baseline is not None:
+        write_baseline(args.write_baseline, findings, root)
+        print(
+            f"wrote {len(findings)} finding(s) to {args.write_baseline}; commit it, pass --baseline to ignore them"
+        )
+        return 0
+    baseline = args.baseline or project.baseline
+    if baseline is not None:
+        findings = [f for f in findings if fingerprint(f, root) not in read_baseline(baseline)]
     print(FORMATS[args.format](findings))
     return 1 if findings else 0
 

@@ -301,3 +301,13 @@ def test_schema_snapshot_from_a_callable(pytester: pytest.Pytester) -> None:
     bad.stderr.fnmatch_lines(["*tenantdb_schema = 'myorm:nope': cannot import it*"])
     missing = project.runpytest("-q", "-o", "tenantdb_schema=missing.sql")
     missing.stderr.fnmatch_lines(["*tenantdb_schema: cannot read*missing.sql*"])
+
+
+def test_checker_rules_run_as_items(pytester: pytest.Pytester) -> None:
+    project = _project(pytester, "rename_breaks_old_queries")
+    result = project.runpytest("-q", "-k", "compatible")
+    assert _failed(result) == {"tenantdb::0012_rename_note_title::compatible"}
+    result.stdout.fnmatch_lines(
+        ["*compatible: step 0012_rename_note_title is not backward compatible*", "*TDB104*", "*TDB201*"]
+    )
+    assert result.parseoutcomes()["passed"] == 11

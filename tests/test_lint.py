@@ -195,3 +195,37 @@ def test_rule_pages_match_the_rule_table() -> None:
         assert (docs / f"{rule.code}.md").read_text() == rule_page(rule), (
             f"regenerate docs/rules/{rule.code}.md"
         )
+
+
+def test_sarif_junit_and_baseline(project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from xml.etree import ElementTree as ET
+
+    root = project("ALTER TABLE users DROP COLUMN plan;")
+    assert main(["check", str(root), "--format", "sarif"]) == 1
+    sarif = json.loads(capsys.readouterr().out)
+    run = sarif["runs"][0]
+    assert sarif["version"] == "2.1.0" and {r["id"] for r in run["tool"]["driver"]["rules"]} == {
+        "TDB102",
+        "TDB201",
+        "TDB204",
+    }
+    assert run["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1
+    assert main(["check", str(root), "--format", "junit"]) == 1
+    suite = ET.fromstring(capsys.readouterr().out)
+    assert suite.get("failures") == "3" and len(suite.findall("testcase/failure")) == 3
+    baseline = root / "tenantdb-baseline.json"
+    assert main(["check", str(root), "--write-baseline", str(baseline)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(root), "--baseline", str(baseline)]) == 0
+    assert "0 findings" in capsys.readouterr().out
+    (root / "migrations" / "0003_more.sql").write_text("DELETE FROM posts;")
+    (root / "pyproject.toml").write_text(
+        '[tool.tenantdb]\nqueries = "queries"\nbaseline = "tenantdb-baseline.json"\n'
+    )
+    assert main(["check", str(root), "--format", "json"]) == 1
+    assert [f["code"] for f in json.loads(capsys.readouterr().out)] == ["TDB112"]  # only the new one
+    baseline.write_text("{}")
+    assert main(["check", str(root)]) == 2
+    assert "not a baseline file" in capsys.readouterr().err
+    assert main(["check", str(project("SELECT 1;")), "--format", "junit"]) == 0
+    assert "no findings" in capsys.readouterr().out

@@ -376,4 +376,19 @@ def all_checks(ctx: CheckContext, history: Callable[[CheckContext], None] | None
             )
     if history is not None:
         checks.append(Check("history", "history", None, run_once=history))
+    for step in ctx.migrations:
+        checks.append(Check(f"{step.label}::compatible", "compatible", None, run_once=compatible(step.label)))
     return checks
+
+
+def compatible(label: str) -> Callable[[CheckContext], None]:
+    """The backward-compatibility rules (``tenantdb check``) for one step, as a test."""
+
+    def run(ctx: CheckContext) -> None:
+        from pytest_tenantdb.lint.findings import as_text
+
+        findings = [f for f in ctx.lint_findings() if f.step == label]
+        if findings:
+            raise CheckFailure(f"compatible: step {label} is not backward compatible:\n" + as_text(findings))
+
+    return run

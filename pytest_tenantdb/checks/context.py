@@ -14,6 +14,8 @@ from pathlib import Path
 from pytest_tenantdb.checks.effects import StepEffects, analyse
 from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
+from pytest_tenantdb.lint.engine import LintOptions
+from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import Direction, MigrationSet, Step
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.schema import Schema
@@ -34,6 +36,8 @@ class CheckContext:
     window: str = "1"
     app_code: dict[int, list[Callable[[sqlite3.Connection], object]]] = field(default_factory=dict)
     recorded: dict[int, list[str]] = field(default_factory=dict)
+    lint_options: LintOptions = field(default_factory=LintOptions)
+    _findings: list[Finding] | None = None
     _schemas: dict[int, Schema] = field(default_factory=dict)
     _by_sql: dict[tuple[tuple[str, ...], ...], Schema] = field(default_factory=dict)
     _effects: dict[tuple[str, ...], StepEffects] = field(default_factory=dict)
@@ -111,6 +115,14 @@ class CheckContext:
             triggers = {**before.triggers, **after.triggers}
             self._effects[key] = analyse(traced, set(before.tables) | set(after.tables), triggers)
         return self._effects[key]
+
+    def lint_findings(self) -> list[Finding]:
+        """``tenantdb check``'s findings for the whole set, computed once."""
+        if self._findings is None:
+            from pytest_tenantdb.lint.engine import lint_project
+
+            self._findings = lint_project(self.migrations, self.templates, self.queries, self.lint_options)
+        return self._findings
 
     def snapshot_schema(self) -> Schema:
         """The schema a brand-new tenant gets from the project's schema snapshot."""

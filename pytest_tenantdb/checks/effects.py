@@ -83,7 +83,7 @@ def analyse(statements: list[str], known_tables: set[str], triggers: dict[str, s
             return
         try:
             tree = sqlglot.parse_one(text, read="sqlite")
-        except sqlglot.errors.ParseError:
+        except sqlglot.errors.SqlglotError:
             unknown(text)
             return
         if isinstance(tree, exp.Update):

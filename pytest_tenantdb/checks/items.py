@@ -19,6 +19,7 @@ from pytest_tenantdb.checks.builtin import Check, all_checks
 from pytest_tenantdb.checks.context import CheckContext
 from pytest_tenantdb.checks.lockfile import check_history
 from pytest_tenantdb.errors import CheckFailure, ConfigError, TenantDBError
+from pytest_tenantdb.lint.config import lint_options
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.settings import Settings
 
@@ -69,6 +70,7 @@ def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -
         window=settings.window,
         app_code={v: list(fns) for v, fns in REGISTRY.items()},
         recorded=load_recorded(settings.recorded) if settings.recorded else {},
+        lint_options=lint_options(rootdir),
     )
 
 

@@ -16,7 +16,7 @@ from pytest_tenantdb.migrations import MigrationSet
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.versioning import version_store
 
-KNOWN_KEYS = {"migrations", "queries", "ignore", "select", "since", "versioning"}
+KNOWN_KEYS = {"migrations", "queries", "ignore", "select", "since", "versioning", "baseline"}
 
 
 @dataclass(frozen=True)
@@ -25,35 +25,53 @@ class LintProject:
     templates: TemplateCache
     queries: QueryFolder | None
     options: LintOptions
+    baseline: Path | None = None
 
 
-def load_config(root: Path, *, since: int | None = None, ignore: Sequence[str] = ()) -> LintProject:
-    """Read ``root/pyproject.toml`` (optional) and open the project's migrations and queries."""
-    table: dict[str, object] = {}
+def _table(root: Path) -> dict[str, object]:
+    """``[tool.tenantdb]`` of ``root/pyproject.toml`` (empty when there is none), validated."""
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("tenantdb", {})
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{pyproject}: cannot read it ({exc})") from exc
+    if not pyproject.is_file():
+        return {}
+    try:
+        table: dict[str, object] = (
+            tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("tenantdb", {})
+        )
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{pyproject}: cannot read it ({exc})") from exc
     unknown = set(table) - KNOWN_KEYS
     if unknown:
         raise ConfigError(
             f"{pyproject}: unknown [tool.tenantdb] key(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}"
         )
+    return table
+
+
+def _options(table: dict[str, object], since: int | None, ignore: Sequence[str]) -> LintOptions:
     codes = {str(c).upper() for c in [*_list(table, "ignore"), *ignore]}
     selected = {str(c).upper() for c in _list(table, "select")}
     bad = (codes | selected) - set(RULES)
     if bad:
         raise ConfigError(f"unknown rule code(s) {sorted(bad)}; see `tenantdb explain CODE`")
+    start = since if since is not None else int(str(table.get("since", 0)))
+    return LintOptions(start, frozenset(codes), frozenset(selected))
+
+
+def lint_options(root: Path) -> LintOptions:
+    """The rule selection of a project, for the checker's pytest items."""
+    return _options(_table(root), None, ())
+
+
+def load_config(root: Path, *, since: int | None = None, ignore: Sequence[str] = ()) -> LintProject:
+    """Read ``root/pyproject.toml`` (optional) and open the project's migrations and queries."""
+    table = _table(root)
+    options = _options(table, since, ignore)
     migrations = MigrationSet.from_path(root / str(table.get("migrations", "migrations")))
     queries = QueryFolder(root / str(table["queries"])) if table.get("queries") else None
     cache = root / ".pytest_cache" / "d" / "tenantdb" / "templates"  # shared with the pytest plugin
     templates = TemplateCache(cache, migrations, version_store(str(table.get("versioning", "user_version"))))
-    start = since if since is not None else int(str(table.get("since", 0)))
-    return LintProject(
-        migrations, templates, queries, LintOptions(start, frozenset(codes), frozenset(selected))
-    )
+    baseline = root / str(table["baseline"]) if table.get("baseline") else None
+    return LintProject(migrations, templates, queries, options, baseline)
 
 
 def _list(table: dict[str, object], key: str) -> list[object]:

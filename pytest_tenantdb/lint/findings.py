@@ -53,4 +53,71 @@ def as_github(findings: Sequence[Finding]) -> str:
     return "\n".join(out)
 
 
-FORMATS = {"text": as_text, "json": as_json, "github": as_github}
+def as_sarif(findings: Sequence[Finding]) -> str:
+    """SARIF 2.1.0, for GitHub code scanning and other SARIF viewers."""
+    from pytest_tenantdb.lint.rules import RULES
+
+    used = sorted({f.code for f in findings})
+    run = {
+        "tool": {
+            "driver": {
+                "name": "pytest-tenantdb",
+                "informationUri": "https://pypi.org/project/pytest-tenantdb/",
+                "rules": [
+                    {
+                        "id": code,
+                        "name": RULES[code].name,
+                        "shortDescription": {"text": RULES[code].summary},
+                        "fullDescription": {"text": RULES[code].explanation},
+                        "help": {"text": RULES[code].alternative},
+                    }
+                    for code in used
+                ],
+            }
+        },
+        "results": [
+            {
+                "ruleId": f.code,
+                "level": "error" if f.severity == "error" else "warning",
+                "message": {"text": f.message},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": f.file},
+                            "region": {"startLine": f.line},
+                        }
+                    }
+                ],
+            }
+            for f in findings
+        ],
+    }
+    return json.dumps(
+        {"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "runs": [run]},
+        indent=2,
+    )
+
+
+def as_junit(findings: Sequence[Finding]) -> str:
+    """JUnit XML: one failed test case per finding (GitLab CI and most CI servers show it)."""
+    from xml.etree import ElementTree as ET
+
+    suite = ET.Element(
+        "testsuite", name="tenantdb check", tests=str(max(1, len(findings))), failures=str(len(findings))
+    )
+    if not findings:
+        ET.SubElement(suite, "testcase", classname="tenantdb", name="no findings")
+    for f in findings:
+        case = ET.SubElement(suite, "testcase", classname=f.file, name=f"{f.code} line {f.line}")
+        failure = ET.SubElement(case, "failure", message=f.message, type=f.code)
+        failure.text = f"{f.location}: {f.message}\n{f.statement}\nsafe alternative: {f.hint}"
+    return ET.tostring(suite, encoding="unicode")
+
+
+def fingerprint(finding: Finding, root: str) -> str:
+    """Identifies a finding across runs (line numbers move; code, file and message do not)."""
+    file = finding.file[len(root) :].lstrip("/") if finding.file.startswith(root) else finding.file
+    return f"{finding.code}|{file}|{finding.message}"
+
+
+FORMATS = {"text": as_text, "json": as_json, "github": as_github, "sarif": as_sarif, "junit": as_junit}

@@ -42,7 +42,7 @@ def read_statements(step: Step) -> StepFacts:
     for statement in statements:
         try:
             tree = sqlglot.parse_one(statement.sql, read="sqlite")
-        except sqlglot.errors.ParseError:
+        except sqlglot.errors.SqlglotError:
             facts.unparsable.append(statement)
             continue
         if isinstance(tree, exp.Alter):

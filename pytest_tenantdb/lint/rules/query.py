@@ -49,7 +49,7 @@ def _missing_not_null(sql: str, schema: Schema) -> list[str]:
 
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
-    except sqlglot.errors.ParseError:
+    except sqlglot.errors.SqlglotError:
         return []
     if not isinstance(tree, exp.Insert) or not isinstance(tree.this, exp.Schema):
         return []
@@ -87,8 +87,7 @@ def lint_queries(
             Finding(
                 code,
                 rule.severity,
-                f"{message} (app version {app_version}, query {query.name}; broken by "
-                f"step {step.label} at {step.path})",
+                f"{message} (app version {app_version}, query {query.name}; broken by step {step.label})",
                 str(query.path),
                 query.line,
                 step.label,

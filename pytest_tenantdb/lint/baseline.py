@@ -1,0 +1,32 @@
+"""A baseline file: the findings an existing repository already has, ignored until they change.
+
+Adopting the gate on a project with history should not mean fixing every released step first:
+``tenantdb check --write-baseline tenantdb-baseline.json`` records today's findings, and
+``--baseline`` (or ``baseline = ...`` in ``[tool.tenantdb]``) reports only new ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_tenantdb.errors import ConfigError
+from pytest_tenantdb.lint.findings import Finding, fingerprint
+
+
+def write_baseline(path: Path, findings: Sequence[Finding], root: str) -> None:
+    entries = sorted({fingerprint(f, root) for f in findings})
+    path.write_text(
+        json.dumps({"tenantdb-baseline": 1, "findings": entries}, indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def read_baseline(path: Path) -> set[str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("tenantdb-baseline") != 1:
+            raise ValueError("not a tenantdb baseline")
+        return {str(entry) for entry in data["findings"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a baseline file ({exc}); write one with --write-baseline") from exc
