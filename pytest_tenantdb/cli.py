@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--since", type=int, help="only steps newer than this version")
     check.add_argument(
+        "--base",
+        metavar="REF",
+        help="gate a pull request: only steps new since REF, REF's queries as old code",
+    )
+    check.add_argument(
         "--ignore", action="append", default=[], metavar="CODE", help="skip a rule (repeatable)"
     )
 
@@ -103,7 +108,19 @@ def _check(args: argparse.Namespace) -> int:
     from pytest_tenantdb.lint.findings import FORMATS, fingerprint
 
     project = load_config(args.path, since=args.since, ignore=args.ignore)
-    findings = lint_project(project.migrations, project.templates, project.queries, project.options)
+    with tempfile.TemporaryDirectory(prefix="tenantdb-base-") as tmp:
+        queries, options = project.queries, project.options
+        if args.base:
+            from dataclasses import replace
+
+            from pytest_tenantdb.lint.gitbase import base_head, base_queries
+
+            root_path = args.path.resolve()
+            head = base_head(root_path, args.base, Path(project.migrations.origin).resolve())
+            options = replace(options, since=head)
+            if queries is not None:
+                queries = base_queries(root_path, args.base, queries.folder.resolve(), Path(tmp))
+        findings = lint_project(project.migrations, project.templates, queries, options)
     root = str(args.path.resolve())
     if args.write_baseline is not None:
         write_baseline(args.write_baseline, findings, root)

@@ -229,3 +229,23 @@ def test_sarif_junit_and_baseline(project: Callable[[str], Path], capsys: pytest
     assert "not a baseline file" in capsys.readouterr().err
     assert main(["check", str(project("SELECT 1;")), "--format", "junit"]) == 0
     assert "no findings" in capsys.readouterr().out
+
+
+def test_base_ref_gates_only_new_steps_with_the_base_queries(
+    project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+
+    root = project("ALTER TABLE users DROP COLUMN plan;")  # released long ago, already flagged
+    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    (root / "migrations" / "0003_rename.sql").write_text("ALTER TABLE posts RENAME COLUMN title TO heading;")
+    (root / "queries" / "0003.sql").write_text("-- name: p\nSELECT heading FROM posts;\n")  # new code only
+    assert main(["check", str(root), "--base", "HEAD", "--format", "json"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert sorted(f["code"] for f in found) == ["TDB104", "TDB201"]  # not the old TDB102
+    assert {f["step"] for f in found} == {"0003_rename"}
+    assert main(["check", str(root), "--base", "no-such-ref"]) == 2
+    assert "git rev-parse" in capsys.readouterr().err
