@@ -70,7 +70,15 @@ def _mentions(sqls: list[str] | None, *names: str) -> bool:
     if sqls is None:
         return True
     cleaned = [re.sub(r"'(?:[^']|'')*'|[:@$]\w+", " ", sql) for sql in sqls]  # not in literals or parameters
-    return any(all(re.search(rf"\b{re.escape(n)}\b", sql, re.IGNORECASE) for n in names) for sql in cleaned)
+
+    def uses(sql: str, name: str) -> bool:
+        return bool(re.search(rf"\b{re.escape(name)}\b", sql, re.IGNORECASE))
+
+    table, *columns = names
+    return any(
+        uses(sql, table) and (all(uses(sql, c) for c in columns) or (columns and "*" in sql))
+        for sql in cleaned
+    )  # SELECT * over the table uses every column
 
 
 def _widens(old: ColumnCheck, new: ColumnCheck) -> bool:
@@ -266,6 +274,8 @@ def lint_step(step: Step, before: Schema, after: Schema, old_code: list[str] | N
         table = re.search(r"\bON\s+[\"`\[]?(\w+)", sql, re.IGNORECASE)
         if table and table[1].lower() in rebuilt:
             report("TDB114", f"the rebuild of {table[1]} loses trigger {trigger}", where(table[1]))
+        elif table and table[1].lower() not in after_tables:
+            pass  # the trigger went with its table
         elif not any(re.search(rf"\b{re.escape(col)}\b", sql, re.IGNORECASE) for _, col in dropped_cols):
             report(
                 "TDB111", f"trigger {trigger} is dropped", where(trigger)
