@@ -9,8 +9,6 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions, lint_project
 from pytest_tenantdb.migrations import MigrationSet
