@@ -242,11 +242,13 @@ def run_all(size: str = "smoke") -> list[Figure]:
         part = workdir / "plugin"
         part.mkdir()
         figures.extend(bench_plugin(part, runs=15 if size == "full" else 2))
+        from benchmarks.checker import bench_checker
         from benchmarks.checks import bench_builtin_checks, bench_examples
 
         for name, bench_checks, amount in (
             ("examples", bench_examples, 300 if size == "full" else 20),
             ("checks", bench_builtin_checks, 100 if size == "full" else 3),
+            ("checker", bench_checker, 1000 if size == "full" else 30),
         ):
             part = workdir / name
             part.mkdir()

@@ -133,7 +133,11 @@ class Schema:
             conn.close()
 
     @classmethod
-    def from_connection(cls, conn: sqlite3.Connection, ignore: tuple[str, ...] = ()) -> Schema:
+    def from_connection(
+        cls, conn: sqlite3.Connection, ignore: tuple[str, ...] = (), previous: Schema | None = None
+    ) -> Schema:
+        """Introspect ``conn``. Tables and indexes whose SQL text equals ``previous``'s are reused:
+        introspecting one version after another then costs only what changed."""
         rows = conn.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_master "
             "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
@@ -146,14 +150,20 @@ class Schema:
             if name in ignore or table_name in ignore:
                 continue
             if kind == "table":
-                tables[name] = _table(conn, name, sql or "")
+                old = previous.tables.get(name) if previous else None
+                tables[name] = (
+                    old if old is not None and old.sql == (sql or "") else _table(conn, name, sql or "")
+                )
+            elif kind == "index" and sql:
+                old_index = previous.indexes.get(name) if previous else None
+                if old_index is not None and old_index.sql == sql and old_index.table == table_name:
+                    indexes[name] = old_index
+                else:
+                    indexes[name] = _index(conn, name, table_name, sql)
             elif kind == "view":
                 views[name] = sql
             elif kind == "trigger":
                 triggers[name] = sql
-        for table in tables.values():
-            for index in _indexes(conn, table.name):
-                indexes[index.name] = index
         return cls(tables, indexes, views, triggers)
 
     def insert_order(self) -> list[str]:
@@ -308,17 +318,11 @@ def _table(conn: sqlite3.Connection, name: str, sql: str) -> Table:
     )
 
 
-def _indexes(conn: sqlite3.Connection, table: str) -> list[Index]:
-    quoted = table.replace('"', '""')
-    found = []
-    for row in conn.execute(f'PRAGMA index_list("{quoted}")'):
-        name, unique, origin = row[1], bool(row[2]), row[3]
-        if origin != "c":
-            continue
-        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
-        cols = tuple(r[2] for r in conn.execute(f'PRAGMA index_info("{name}")'))
-        found.append(Index(name, table, cols, unique, sql))
-    return found
+def _index(conn: sqlite3.Connection, name: str, table: str, sql: str) -> Index:
+    quoted = name.replace('"', '""')
+    cols = tuple(r[2] for r in conn.execute(f'PRAGMA index_info("{quoted}")'))
+    unique = bool(re.match(r"\s*CREATE\s+UNIQUE\b", sql, re.IGNORECASE))
+    return Index(name, table, cols, unique, sql)
 
 
 def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:

@@ -38,10 +38,11 @@ def lint_project(
 ) -> list[Finding]:
     findings: list[Finding] = []
     previous = 0
+    before: Schema | None = None
     for step in migrations:
         if step.version > options.since:
             before_path = templates.schema_template(previous)
-            before = _schema(before_path)
+            before = before or _schema(before_path)
             app = queries.for_version(previous) if queries else []
             old_code = [q.sql for q in app] if queries else None
             try:
@@ -53,7 +54,7 @@ def lint_project(
                 ]
                 findings.append(_step_fails(step, exc))
                 break
-            after = _schema(after_path)
+            after = _schema(after_path, before)
             findings += lint_step(step, before, after, old_code)
             if app:
                 old, new = sqlite3.connect(before_path), sqlite3.connect(after_path)
@@ -62,6 +63,7 @@ def lint_project(
                 finally:
                     old.close()
                     new.close()
+            before = after  # the schema after this step is the one before the next
         previous = step.version
     return [f for f in findings if _wanted(f, options)]
 
@@ -85,10 +87,13 @@ def _step_fails(step: Step, exc: TemplateBuildError) -> Finding:
     return Finding("TDB002", rule.severity, str(exc), str(step.path), 1, step.label, "", rule.alternative)
 
 
-def _schema(path: Path) -> Schema:
-    return Schema.from_path(path).__class__.from_connection(
-        sqlite3.connect(path), ignore=("schema_migrations",)
-    )
+def _schema(path: Path, previous: Schema | None = None) -> Schema:
+    """A template's schema; what is unchanged since ``previous`` is reused, not introspected again."""
+    conn = sqlite3.connect(path)
+    try:
+        return Schema.from_connection(conn, ignore=("schema_migrations",), previous=previous)
+    finally:
+        conn.close()
 
 
 def _wanted(finding: Finding, options: LintOptions) -> bool:

@@ -60,6 +60,7 @@ class MigrationSet(Sequence[Step]):
             seen[step.version] = step
         self._steps = tuple(ordered)
         self.origin = origin
+        self._prefix_hashes: list[tuple[int, str]] | None = None
 
     @classmethod
     def from_path(cls, path: str | Path) -> MigrationSet:
@@ -112,12 +113,14 @@ class MigrationSet(Sequence[Step]):
 
     def prefix_hash(self, version: int) -> str:
         """Hash of steps 1..version: identifies the schema a template at ``version`` has."""
-        digest = hashlib.sha256(b"tenantdb-prefix-v1")
-        for step in self._steps:
-            if step.version > version:
-                break
-            digest.update(step.checksum.encode())
-        return digest.hexdigest()
+        if self._prefix_hashes is None:
+            digest = hashlib.sha256(b"tenantdb-prefix-v1")
+            hashes = [(0, digest.hexdigest())]
+            for step in self._steps:
+                digest.update(step.checksum.encode())
+                hashes.append((step.version, digest.copy().hexdigest()))
+            self._prefix_hashes = hashes
+        return [h for v, h in self._prefix_hashes if v <= version][-1]
 
     @property
     def checksum(self) -> str:

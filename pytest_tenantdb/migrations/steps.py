@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import re
@@ -69,7 +70,7 @@ class SqlStep(Step):
     down_path: Path | None = None
     transactional: bool = True
 
-    @property
+    @functools.cached_property
     def checksum(self) -> str:
         down = "\n".join(s.sql for s in self.down) if self.down is not None else "<none>"
         return _sha("sql", str(self.version), self.name, *(s.sql for s in self.up), down)
@@ -164,7 +165,7 @@ class PythonStep(Step):
             self._module.append(module)
         return self._module[0]
 
-    @property
+    @functools.cached_property
     def checksum(self) -> str:
         return _sha("python", str(self.version), self.name, self.source)
 

@@ -165,13 +165,15 @@ def lint_step(step: Step, before: Schema, after: Schema, old_code: list[str] | N
             if _NO_TRANSACTION.match(statement.sql):
                 report("TDB113", "this statement cannot take effect inside the step's transaction", statement)
 
-    dropped_cols = {
-        (t.lower(), c.name.lower())
-        for t, table in before.tables.items()
-        if t.lower() in after_tables
-        for c in table.columns
-        if c.name.lower() not in {x.name.lower() for x in after.tables[after_tables[t.lower()]].columns}
-    }
+    dropped_cols = set()
+    for t, table in before.tables.items():
+        kept = after.tables.get(after_tables.get(t.lower(), ""))
+        if kept is None or kept is table:
+            continue
+        kept_names = {x.name.lower() for x in kept.columns}
+        dropped_cols |= {
+            (t.lower(), c.name.lower()) for c in table.columns if c.name.lower() not in kept_names
+        }
     for lower, name in before_tables.items():
         if lower in after_tables or lower in after_views:
             continue  # kept, or the old name keeps working through a view
@@ -181,10 +183,13 @@ def lint_step(step: Step, before: Schema, after: Schema, old_code: list[str] | N
         elif _mentions(old_code, name):
             report("TDB101", f"table {name} is dropped; old code still uses it", where(name))
 
+    index_changed = {i.table.lower() for n, i in after.indexes.items() if before.indexes.get(n) is not i}
     for lower, name in after_tables.items():
         if lower not in before_tables or lower in created - rebuilt:
             continue
         old, new = before.tables[before_tables[lower]], after.tables[name]
+        if old is new and lower not in rebuilt and lower not in index_changed:
+            continue  # untouched by this step (introspection reused the same objects)
         old_cols = {c.name.lower(): c for c in old.columns if not c.hidden}
         new_cols = {c.name.lower(): c for c in new.columns if not c.hidden}
         renamed_to = {new_name for (t, _), new_name in facts.column_renames.items() if t == lower}
