@@ -165,14 +165,14 @@ def lint_step(step: Step, before: Schema, after: Schema, old_code: list[str] | N
             if _NO_TRANSACTION.match(statement.sql):
                 report("TDB113", "this statement cannot take effect inside the step's transaction", statement)
 
-    dropped_cols = set()
-    for t, table in before.tables.items():
+    dropped_cols: set[tuple[str, str]] = set()
+    for t, old_table in before.tables.items():
         kept = after.tables.get(after_tables.get(t.lower(), ""))
-        if kept is None or kept is table:
+        if kept is None or kept is old_table:
             continue
         kept_names = {x.name.lower() for x in kept.columns}
         dropped_cols |= {
-            (t.lower(), c.name.lower()) for c in table.columns if c.name.lower() not in kept_names
+            (t.lower(), c.name.lower()) for c in old_table.columns if c.name.lower() not in kept_names
         }
     for lower, name in before_tables.items():
         if lower in after_tables or lower in after_views:
