@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,21 @@ from pytest_tenantdb.versioning import version_store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "fixtures" / "example"
+BROKEN = ROOT / "fixtures" / "broken"
+
+
+def apply_variant(project: Path, variant: str) -> None:
+    """Turn a copy of the example at ``project`` into a broken variant (fixtures/broken/README.md)."""
+    overlay = BROKEN / variant
+    spec = overlay / "variant.toml"
+    for edit in tomllib.loads(spec.read_text())["edit"] if spec.exists() else []:
+        target = project / edit["file"]
+        text = target.read_text()
+        assert text.count(edit["find"]) == 1, f"{spec}: the text to edit is not in {edit['file']} once"
+        target.write_text(text.replace(edit["find"], edit["replace"]))
+    if (overlay / "migrations").is_dir():
+        for file in (overlay / "migrations").iterdir():
+            shutil.copy(file, project / "migrations" / file.name)
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import tomllib
 
 import pytest
 
-from tests.conftest import EXAMPLE
+from tests.conftest import BROKEN, EXAMPLE, apply_variant
 
 pytest_plugins = ["pytester"]
-BROKEN = EXAMPLE.parent / "broken"
 ARGS = ("-p", "no:randomly", "--tenantdb-examples", "20", "-q")
 
 
@@ -22,16 +20,7 @@ def _project(pytester: pytest.Pytester, variant: str | None = None) -> pytest.Py
     for name in ("schema.sql", "tenantdb.lock", "pyproject.toml"):
         shutil.copy(EXAMPLE / name, pytester.path / name)
     if variant is not None:
-        overlay = BROKEN / variant
-        spec = overlay / "variant.toml"
-        for edit in tomllib.loads(spec.read_text())["edit"] if spec.exists() else []:
-            target = pytester.path / edit["file"]
-            text = target.read_text()
-            assert text.count(edit["find"]) == 1, f"{spec}: the text to edit is not in {edit['file']} once"
-            target.write_text(text.replace(edit["find"], edit["replace"]))
-        if (overlay / "migrations").is_dir():
-            for file in (overlay / "migrations").iterdir():
-                shutil.copy(file, pytester.path / "migrations" / file.name)
+        apply_variant(pytester.path, variant)
     return pytester
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,9 +17,8 @@ from pytest_tenantdb.lint.rules.migration import lint_step
 from pytest_tenantdb.migrations import SqlStep
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import Schema
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, apply_variant
 
-BROKEN = EXAMPLE.parent / "broken"
 BASE = (
     "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT, plan TEXT DEFAULT 'free', "
     "age INTEGER, status TEXT CHECK (status IN ('a', 'b')));\n"
@@ -129,12 +127,7 @@ def test_good_example_is_clean_and_variants_are_caught(
     ):
         copy = tmp_path / variant
         shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".pytest_cache"))
-        spec = BROKEN / variant / "variant.toml"
-        for edit in tomllib.loads(spec.read_text())["edit"] if spec.exists() else []:
-            target = copy / edit["file"]
-            target.write_text(target.read_text().replace(edit["find"], edit["replace"]))
-        for file in (BROKEN / variant / "migrations").glob("*.sql"):
-            shutil.copy(file, copy / "migrations")
+        apply_variant(copy, variant)
         assert _codes(copy, capsys) == expected, variant
 
 
