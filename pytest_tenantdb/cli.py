@@ -113,13 +113,18 @@ def _check(args: argparse.Namespace) -> int:
         if args.base:
             from dataclasses import replace
 
-            from pytest_tenantdb.lint.gitbase import base_head, base_queries
+            from pytest_tenantdb.lint.gitbase import base_head, base_python, base_queries
+            from pytest_tenantdb.queries import QuerySources
 
             root_path = args.path.resolve()
             head = base_head(root_path, args.base, Path(project.migrations.origin).resolve())
             options = replace(options, since=head)
-            if queries is not None:
-                queries = base_queries(root_path, args.base, queries.folder.resolve(), Path(tmp))
+            folder = queries.folder if queries is not None else None
+            base_folder = (
+                base_queries(root_path, args.base, folder.folder.resolve(), Path(tmp)) if folder else None
+            )
+            tagged = {head: base_python(root_path, args.base, tuple(p.resolve() for p in project.python))}
+            queries = QuerySources(base_folder, tagged if project.python else {})
         findings = lint_project(project.migrations, project.templates, queries, options)
     root = str(args.path.resolve())
     if args.write_baseline is not None:

@@ -82,3 +82,55 @@ class QueryFolder:
         """The queries app version ``version`` runs (newest file numbered <= version)."""
         usable = [v for v in self.files if v <= version]
         return load_query_file(self.files[max(usable)]) if usable else []
+
+
+_SQL_SHAPE = re.compile(
+    r"^(SELECT\b.*\bFROM\b|INSERT\s+(OR\s+\w+\s+)?INTO\b|REPLACE\s+INTO\b|UPDATE\s+\S+\s+SET\b"
+    r"|DELETE\s+FROM\b|WITH\b.*\bAS\s*\()",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def python_queries(path: Path, text: str) -> list[Query]:
+    """SQL string literals in Python source (found through ``ast``), as queries of that file.
+
+    Only literal strings count (implicit concatenation included); f-strings and strings built at
+    run time cannot be checked statically and are left out.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(text, filename=str(path))
+    except (SyntaxError, ValueError) as exc:
+        raise MigrationSetError(f"{path}: cannot parse Python source for SQL literals ({exc})") from exc
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            sql = node.value.strip()
+            if _SQL_SHAPE.match(sql):
+                found.append(Query(f"{path.name}:{node.lineno}", sql, path, node.lineno))
+    return sorted(found, key=lambda q: q.line)
+
+
+class QuerySources:
+    """Old app code from several sources, by app version: a queries folder, queries recorded
+    with ``--tenantdb-record``, and SQL literals of Python files (tagged with an app version)."""
+
+    def __init__(
+        self,
+        folder: QueryFolder | None = None,
+        tagged: dict[int, list[Query]] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.tagged = tagged or {}
+
+    def for_version(self, version: int) -> list[Query]:
+        """The queries app version ``version`` runs: the newest tagged set <= version of each source."""
+        queries = self.folder.for_version(version) if self.folder else []
+        usable = [v for v in self.tagged if v <= version]
+        if usable:
+            queries = queries + self.tagged[max(usable)]
+        return queries
+
+    def __bool__(self) -> bool:
+        return self.folder is not None or bool(self.tagged)

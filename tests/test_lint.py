@@ -242,3 +242,66 @@ def test_base_ref_gates_only_new_steps_with_the_base_queries(
     assert {f["step"] for f in found} == {"0003_rename"}
     assert main(["check", str(root), "--base", "no-such-ref"]) == 2
     assert "git rev-parse" in capsys.readouterr().err
+
+
+APP_PY = """
+import sqlite3
+
+
+def titles(conn: sqlite3.Connection) -> list[str]:
+    return conn.execute(
+        "SELECT title FROM posts "
+        "WHERE user_id = ?", (1,)
+    ).fetchall()
+
+
+def dynamic(conn, column):
+    return conn.execute(f"SELECT {column} FROM posts")  # built at run time: not checked
+
+
+LABEL = "select the best one"  # prose, not SQL
+"""
+
+
+def test_python_sql_literals_of_the_base_are_old_code(
+    project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+
+    from pytest_tenantdb.queries import python_queries
+
+    found = python_queries(Path("app/db.py"), APP_PY)
+    assert [(q.name, q.sql) for q in found] == [("db.py:7", "SELECT title FROM posts WHERE user_id = ?")]
+    root = project("SELECT 1;")
+    (root / "app").mkdir()
+    (root / "app" / "db.py").write_text(APP_PY)
+    (root / "pyproject.toml").write_text('[tool.tenantdb]\npython = ["app"]\n')
+    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    (root / "migrations" / "0003_rename.sql").write_text("ALTER TABLE posts RENAME COLUMN title TO heading;")
+    (root / "app" / "db.py").write_text(APP_PY.replace("title", "heading"))  # the new code is fine
+    assert main(["check", str(root), "--base", "HEAD", "--format", "json"]) == 1
+    found_codes = {(f["code"], Path(f["file"]).name, f["line"]) for f in json.loads(capsys.readouterr().out)}
+    assert found_codes == {("TDB104", "0003_rename.sql", 1), ("TDB201", "db.py", 7)}
+    (root / "app" / "broken.py").write_text("def (:\n")
+    assert main(["check", str(root)]) == 2
+    assert "cannot parse Python source" in capsys.readouterr().err
+
+
+def test_recorded_queries_are_old_code(
+    project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project("ALTER TABLE posts DROP COLUMN title;")
+    (root / "rec.jsonl").write_text('{"app_version": 1, "sql": "SELECT title FROM posts WHERE id = 3"}\n')
+    (root / "pyproject.toml").write_text('[tool.tenantdb]\nrecorded = "rec.jsonl"\n')
+    assert main(["check", str(root), "--format", "json"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert sorted((f["code"], Path(f["file"]).name) for f in found) == [
+        ("TDB102", "0002_change.sql"),
+        ("TDB201", "rec.jsonl"),
+    ]
+    (root / "pyproject.toml").write_text('[tool.tenantdb]\npython = ["nowhere"]\n')
+    assert main(["check", str(root)]) == 2
+    assert "does not exist" in capsys.readouterr().err

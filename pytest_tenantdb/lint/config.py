@@ -8,24 +8,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_tenantdb.checks.appcode import load_recorded
 from pytest_tenantdb.errors import ConfigError
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions
 from pytest_tenantdb.lint.rules import RULES
 from pytest_tenantdb.migrations import MigrationSet
-from pytest_tenantdb.queries import QueryFolder
+from pytest_tenantdb.queries import Query, QueryFolder, QuerySources, python_queries
 from pytest_tenantdb.versioning import version_store
 
-KNOWN_KEYS = {"migrations", "queries", "ignore", "select", "since", "versioning", "baseline"}
+KNOWN_KEYS = {
+    "migrations",
+    "queries",
+    "ignore",
+    "select",
+    "since",
+    "versioning",
+    "baseline",
+    "python",
+    "recorded",
+}
 
 
 @dataclass(frozen=True)
 class LintProject:
     migrations: MigrationSet
     templates: TemplateCache
-    queries: QueryFolder | None
+    queries: QuerySources | None
     options: LintOptions
     baseline: Path | None = None
+    python: tuple[Path, ...] = ()
 
 
 def _table(root: Path) -> dict[str, object]:
@@ -67,11 +79,42 @@ def load_config(root: Path, *, since: int | None = None, ignore: Sequence[str] =
     table = _table(root)
     options = _options(table, since, ignore)
     migrations = MigrationSet.from_path(root / str(table.get("migrations", "migrations")))
-    queries = QueryFolder(root / str(table["queries"])) if table.get("queries") else None
+    folder = QueryFolder(root / str(table["queries"])) if table.get("queries") else None
+    python = tuple(root / str(p) for p in _list(table, "python"))
+    tagged: dict[int, list[Query]] = {}
+    if python:  # the working tree's Python code is the app code of the current head
+        tagged[migrations.head] = [q for f in python_files(python) for q in python_queries(f, _read(f))]
+    if table.get("recorded"):
+        recorded = root / str(table["recorded"])
+        for version, sqls in load_recorded(recorded).items():
+            tagged.setdefault(version, []).extend(
+                Query(f"recorded:{n}", sql, recorded, n) for n, sql in enumerate(sqls, start=1)
+            )
+    queries = QuerySources(folder, tagged) if folder or tagged else None
     cache = root / ".pytest_cache" / "d" / "tenantdb" / "templates"  # shared with the pytest plugin
     templates = TemplateCache(cache, migrations, version_store(str(table.get("versioning", "user_version"))))
     baseline = root / str(table["baseline"]) if table.get("baseline") else None
-    return LintProject(migrations, templates, queries, options, baseline)
+    return LintProject(migrations, templates, queries, options, baseline, python)
+
+
+def python_files(paths: Sequence[Path]) -> list[Path]:
+    """The ``.py`` files of ``paths`` (files, or folders searched recursively)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(path.rglob("*.py")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f"[tool.tenantdb] python: {path} does not exist")
+    return files
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from exc
 
 
 def _list(table: dict[str, object], key: str) -> list[object]:

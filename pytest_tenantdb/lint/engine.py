@@ -17,7 +17,7 @@ from pytest_tenantdb.lint.rules import RULES
 from pytest_tenantdb.lint.rules.migration import lint_step
 from pytest_tenantdb.lint.rules.query import lint_queries
 from pytest_tenantdb.migrations import MigrationSet, Step
-from pytest_tenantdb.queries import QueryFolder
+from pytest_tenantdb.queries import QueryFolder, QuerySources
 from pytest_tenantdb.schema import Schema
 
 _STATEMENT_RULES = {"TDB001", "TDB112", "TDB113"}
@@ -34,7 +34,10 @@ class LintOptions:
 
 
 def lint_project(
-    migrations: MigrationSet, templates: TemplateCache, queries: QueryFolder | None, options: LintOptions
+    migrations: MigrationSet,
+    templates: TemplateCache,
+    queries: QueryFolder | QuerySources | None,
+    options: LintOptions,
 ) -> list[Finding]:
     findings: list[Finding] = []
     previous = 0

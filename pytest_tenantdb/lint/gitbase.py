@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from pytest_tenantdb.errors import ConfigError
-from pytest_tenantdb.queries import QueryFolder
+from pytest_tenantdb.queries import Query, QueryFolder, python_queries
 
 _VERSION = re.compile(r"^(\d+)_")
 
@@ -44,6 +44,18 @@ def _exists(root: Path, ref: str, path: str) -> bool:
         ).returncode
         == 0
     )
+
+
+def base_python(root: Path, ref: str, paths: tuple[Path, ...]) -> list[Query]:
+    """SQL literals of the Python files under ``paths`` as they are at ``ref``."""
+    prefix = _git(root, "rev-parse", "--show-prefix").strip()
+    found: list[Query] = []
+    for path in paths:
+        spec = prefix + str(path.relative_to(root))
+        for name in _git(root, "ls-tree", "-r", "--name-only", ref, "--", spec).splitlines():
+            if name.endswith(".py"):
+                found += python_queries(root / name[len(prefix) :], _git(root, "show", f"{ref}:{name}"))
+    return found
 
 
 def base_queries(root: Path, ref: str, queries: Path, workdir: Path) -> QueryFolder | None:
