@@ -305,3 +305,12 @@ def test_recorded_queries_are_old_code(
     (root / "pyproject.toml").write_text('[tool.tenantdb]\npython = ["nowhere"]\n')
     assert main(["check", str(root)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_rules_table_in_the_docs_is_current(tmp_path: Path) -> None:
+    from pytest_tenantdb.lint.rules import write_rule_docs
+
+    docs = Path(__file__).parent.parent / "docs" / "rules"
+    shutil.copy(docs / "index.md", tmp_path / "index.md")
+    write_rule_docs(tmp_path)
+    assert (tmp_path / "index.md").read_text() == (docs / "index.md").read_text(), "run make rule-docs"

@@ -16,6 +16,17 @@ from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.versioning import UserVersionStore
 
 CORPUS = tomllib.loads((Path(__file__).parent / "corpus" / "sqlite.toml").read_text())
+POSTGRES = tomllib.loads((Path(__file__).parent / "corpus" / "postgres.toml").read_text())
+
+
+def _run_postgres(case: dict[str, object], root: Path) -> list[str]:
+    (root / "migrations").mkdir(parents=True)
+    (root / "migrations" / "0001_before.sql").write_text(str(case.get("before", POSTGRES["before"])))
+    (root / "migrations" / "0002_step.sql").write_text(str(case["migration"]))
+    migrations = MigrationSet.from_path(root / "migrations")
+    templates = TemplateCache(root / "cache", migrations, UserVersionStore())  # not used by postgres
+    options = LintOptions(since=1, dialect="postgres")
+    return sorted(f.code for f in lint_project(migrations, templates, None, options))
 
 
 def _run(case: dict[str, object], root: Path) -> list[str]:
@@ -36,8 +47,9 @@ def _run(case: dict[str, object], root: Path) -> list[str]:
 def test_corpus_precision_and_recall(tmp_path: Path) -> None:
     true_pos = false_pos = false_neg = 0
     misses = []
-    for n, case in enumerate(CORPUS["case"]):
-        got = Counter(_run(case, tmp_path / f"case{n}"))
+    runs = [(case, _run) for case in CORPUS["case"]] + [(case, _run_postgres) for case in POSTGRES["case"]]
+    for n, (case, run) in enumerate(runs):
+        got = Counter(run(case, tmp_path / f"case{n}"))
         want = Counter(case["expected"])
         true_pos += sum((got & want).values())
         false_pos += sum((got - want).values())
@@ -46,9 +58,7 @@ def test_corpus_precision_and_recall(tmp_path: Path) -> None:
             misses.append(f"{case['name']}: expected {sorted(want.elements())}, got {sorted(got.elements())}")
     precision = true_pos / (true_pos + false_pos) if true_pos + false_pos else 1.0
     recall = true_pos / (true_pos + false_neg) if true_pos + false_neg else 1.0
-    report = f"precision {precision:.1%}, recall {recall:.1%} over {len(CORPUS['case'])} cases\n" + "\n".join(
-        misses
-    )
+    report = f"precision {precision:.1%}, recall {recall:.1%} over {len(runs)} cases\n" + "\n".join(misses)
     print(report)
     assert recall == 1.0, report
     assert precision >= 0.95, report
@@ -57,6 +67,6 @@ def test_corpus_precision_and_recall(tmp_path: Path) -> None:
 def test_corpus_covers_every_rule_and_safe_look_alikes() -> None:
     from pytest_tenantdb.lint.rules import RULES
 
-    expected = {code for case in CORPUS["case"] for code in case["expected"]}
+    expected = {code for case in CORPUS["case"] + POSTGRES["case"] for code in case["expected"]}
     assert expected >= set(RULES) - {"TDB001"}  # TDB001 needs a statement SQLite runs but sqlglot cannot read
     assert sum(1 for case in CORPUS["case"] if not case["expected"]) >= 20

@@ -27,7 +27,9 @@ KNOWN_KEYS = {
     "baseline",
     "python",
     "recorded",
+    "dialect",
 }
+DIALECTS = ("sqlite", "postgres")
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,10 @@ def _options(table: dict[str, object], since: int | None, ignore: Sequence[str])
     if bad:
         raise ConfigError(f"unknown rule code(s) {sorted(bad)}; see `tenantdb explain CODE`")
     start = since if since is not None else int(str(table.get("since", 0)))
-    return LintOptions(start, frozenset(codes), frozenset(selected))
+    dialect = str(table.get("dialect", "sqlite")).lower()
+    if dialect not in DIALECTS:
+        raise ConfigError(f"[tool.tenantdb] dialect must be one of {list(DIALECTS)}, not {dialect!r}")
+    return LintOptions(start, frozenset(codes), frozenset(selected), dialect)
 
 
 def lint_options(root: Path) -> LintOptions:

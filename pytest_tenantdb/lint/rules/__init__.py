@@ -7,6 +7,7 @@ Codes are stable forever once released: ``TDB1xx`` migration rules, ``TDB2xx`` q
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,50 @@ _RULES = [
         "Code that unpacks rows by position gets more, fewer or reordered values.",
         "Select columns by name in app code.",
     ),
+    Rule(
+        "TDB301",
+        "postgres-index-without-concurrently",
+        "error",
+        "CREATE INDEX on an existing table without CONCURRENTLY (postgres)",
+        "A plain CREATE INDEX holds a lock that blocks every INSERT, UPDATE and DELETE on the table "
+        "until the index is built: on a large tenant, minutes of failed writes for the app in service.",
+        "CREATE INDEX CONCURRENTLY in a step marked `-- tenantdb: no-transaction`.",
+    ),
+    Rule(
+        "TDB302",
+        "postgres-constraint-without-not-valid",
+        "error",
+        "a FOREIGN KEY or CHECK added to an existing table without NOT VALID (postgres)",
+        "Adding the constraint scans every row while holding a lock that blocks writes.",
+        "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a later statement or step.",
+    ),
+    Rule(
+        "TDB303",
+        "postgres-volatile-default",
+        "error",
+        "a column added with a volatile default (postgres)",
+        "A volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval()) forces a "
+        "rewrite of the whole table under an ACCESS EXCLUSIVE lock.",
+        "Add the column without a default (or with a constant one), backfill in batches, then set the default.",
+    ),
+    Rule(
+        "TDB304",
+        "postgres-type-change-rewrite",
+        "error",
+        "ALTER COLUMN ... TYPE on an existing table (postgres)",
+        "Most type changes rewrite the table and its indexes under an ACCESS EXCLUSIVE lock: reads "
+        "and writes of the app in service wait for it.",
+        "Add a column of the new type, dual-write, backfill in batches, switch reads, drop the old one.",
+    ),
+    Rule(
+        "TDB305",
+        "postgres-set-not-null-scan",
+        "warning",
+        "SET NOT NULL on an existing column (postgres)",
+        "Postgres scans the whole table to verify the constraint while holding an ACCESS EXCLUSIVE lock.",
+        "ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL (no scan "
+        "on postgres 12+), then drop the CHECK.",
+    ),
 ]
 RULES: dict[str, Rule] = {rule.code: rule for rule in _RULES}
 
@@ -209,3 +254,17 @@ def rule_page(rule: Rule) -> str:
         f"`-- tenantdb: ignore[{rule.code}] reason` on the line above the statement, or "
         f'`ignore = ["{rule.code}"]` in `[tool.tenantdb]` for the whole project.\n'
     )
+
+
+def write_rule_docs(folder: Path) -> None:
+    """Write ``CODE.md`` for every rule and the rules table of ``index.md`` (``make rule-docs``)."""
+    for rule in RULES.values():
+        (folder / f"{rule.code}.md").write_text(rule_page(rule), encoding="utf-8")
+    index = folder / "index.md"
+    text = index.read_text(encoding="utf-8")
+    start, end = text.index("<!-- rules -->"), text.index("<!-- /rules -->")
+    rows = "".join(
+        f"| [{r.code}]({r.code}.md) | {r.name} | {r.severity} | {r.summary} |\n" for r in RULES.values()
+    )
+    table = "<!-- rules -->\n| code | name | severity | flags |\n| --- | --- | --- | --- |\n" + rows
+    index.write_text(text[:start] + table + text[end:], encoding="utf-8")

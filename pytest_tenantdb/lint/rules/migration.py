@@ -32,7 +32,7 @@ class StepFacts:
     unbounded: list[Statement] = field(default_factory=list)
 
 
-def read_statements(step: Step) -> StepFacts:
+def read_statements(step: Step, dialect: str = "sqlite") -> StepFacts:
     import sqlglot
     from sqlglot import exp
 
@@ -41,7 +41,7 @@ def read_statements(step: Step) -> StepFacts:
     facts = StepFacts(statements)
     for statement in statements:
         try:
-            tree = sqlglot.parse_one(statement.sql, read="sqlite")
+            tree = sqlglot.parse_one(statement.sql, read=dialect)
         except sqlglot.errors.SqlglotError:
             facts.unparsable.append(statement)
             continue
@@ -54,7 +54,9 @@ def read_statements(step: Step) -> StepFacts:
                     facts.column_renames[(table, action.this.name.lower())] = action.args["to"].name.lower()
         elif isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
             facts.dropped_tables.update(
-                t.name.lower() for t in tree.expressions or [tree.this] if t is not None
+                t.name.lower()
+                for t in tree.args.get("tables") or tree.expressions or [tree.this]
+                if t is not None
             )
         elif isinstance(tree, exp.Delete | exp.Update) and tree.args.get("where") is None:
             facts.unbounded.append(statement)
@@ -114,13 +116,15 @@ def _safe_check(
     )  # an existing check made wider (e.g. one more allowed status)
 
 
-def lint_step(step: Step, before: Schema, after: Schema, old_code: list[str] | None = None) -> list[Finding]:
+def lint_step(
+    step: Step, before: Schema, after: Schema, old_code: list[str] | None = None, dialect: str = "sqlite"
+) -> list[Finding]:
     """Every migration rule for ``step``, given the schemas just before and after it.
 
     ``old_code`` is the SQL of the app version still in service, when known: a column, table or
     view no old query mentions can go without breaking it (the contract half of expand/contract).
     """
-    facts = read_statements(step)
+    facts = read_statements(step, dialect)
     findings: list[Finding] = []
 
     def where(*names: str) -> Statement | None:
