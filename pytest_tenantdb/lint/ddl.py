@@ -9,11 +9,18 @@ What cannot be modelled (a Python step, an unparsable statement) is returned, ne
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from typing import Any
 
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import Column, ForeignKey, Index, Schema, Table
+
+_NO_SCHEMA_CHANGE = re.compile(
+    r"\s*(COMMENT|GRANT|REVOKE|SET|VACUUM|ANALYZE|REINDEX|CLUSTER|"
+    r"ALTER\s+TABLE\s+\S+\s+VALIDATE\s+CONSTRAINT|ALTER\s+INDEX\s+\S+\s+RENAME)\b",
+    re.IGNORECASE,
+)
 
 
 def _name(node: Any) -> str:
@@ -227,6 +234,6 @@ def apply_ddl(schema: Schema, statements: list[Statement], dialect: str) -> tupl
             builder.alter(tree)
         elif isinstance(tree, exp.Drop):
             builder.drop(tree)
-        elif isinstance(tree, exp.Command) and tree.name.upper() not in ("CREATE", "COMMENT", "GRANT", "SET"):
+        elif isinstance(tree, exp.Command) and not _NO_SCHEMA_CHANGE.match(statement.sql):
             unread.append(statement)
     return builder.schema(), unread

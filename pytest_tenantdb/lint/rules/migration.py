@@ -39,6 +39,7 @@ def read_statements(step: Step, dialect: str = "sqlite") -> StepFacts:
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     statements = list(step.up) if isinstance(step, SqlStep) else []
     facts = StepFacts(statements)
+    created: set[str] = set()
     for statement in statements:
         try:
             tree = sqlglot.parse_one(statement.sql, read=dialect)
@@ -58,8 +59,15 @@ def read_statements(step: Step, dialect: str = "sqlite") -> StepFacts:
                 for t in tree.args.get("tables") or tree.expressions or [tree.this]
                 if t is not None
             )
-        elif isinstance(tree, exp.Delete | exp.Update) and tree.args.get("where") is None:
+        elif (
+            isinstance(tree, exp.Delete | exp.Update)
+            and tree.args.get("where") is None
+            and tree.this.name.lower() not in created  # a table this step creates holds no tenant data
+        ):
             facts.unbounded.append(statement)
+        if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() == "TABLE":
+            target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+            created.add(target.name.lower())
     return facts
 
 
@@ -259,6 +267,8 @@ def lint_step(
             if _norm(check) not in old_checks and not _safe_check(check, added_cols, old_parsed, new_parsed):
                 report("TDB109", f"CHECK ({check}) added to existing table {name}", where(name))
         for fk in set(new.foreign_keys) - set(old.foreign_keys):
+            if all(c.lower() in added_cols for c in fk.columns):
+                continue  # on a column this step adds: existing rows hold NULL
             report(
                 "TDB109",
                 f"FOREIGN KEY {fk.columns!r} -> {fk.ref_table} added to existing table {name}",
