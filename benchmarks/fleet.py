@@ -244,11 +244,13 @@ def run_all(size: str = "smoke") -> list[Figure]:
         figures.extend(bench_plugin(part, runs=15 if size == "full" else 2))
         from benchmarks.checker import bench_checker
         from benchmarks.checks import bench_builtin_checks, bench_examples
+        from benchmarks.squawk import bench_squawk
 
         for name, bench_checks, amount in (
             ("examples", bench_examples, 300 if size == "full" else 20),
             ("checks", bench_builtin_checks, 100 if size == "full" else 3),
             ("checker", bench_checker, 1000 if size == "full" else 30),
+            ("squawk", bench_squawk, 0),
         ):
             part = workdir / name
             part.mkdir()

@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 10
+    assert len(figures) == 11
     assert any("migrate+seed each from empty" in n for n in names)
     assert any("copying files only" in n for n in names)
     assert any("plain executescript" in n for n in names)
@@ -25,6 +25,7 @@ def test_benchmarks_smoke() -> None:
     assert any("whole examples incl. step" in n for n in names)
     assert any("statements/s warm" in n for n in names)
     assert any("--base with 10 new steps" in n for n in names)
+    assert any("squawk" in n for n in names)
     assert any("built-in checks" in n for n in names)
     for figure in figures:
         assert figure.ours > 0 and figure.baseline > 0
