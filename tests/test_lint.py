@@ -314,3 +314,16 @@ def test_rules_table_in_the_docs_is_current(tmp_path: Path) -> None:
     shutil.copy(docs / "index.md", tmp_path / "index.md")
     write_rule_docs(tmp_path)
     assert (tmp_path / "index.md").read_text() == (docs / "index.md").read_text(), "run make rule-docs"
+
+
+def test_severity_overrides(project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    root = project("ALTER TABLE users DROP COLUMN plan;\nDELETE FROM posts;")
+    (root / "pyproject.toml").write_text(
+        '[tool.tenantdb]\nqueries = "queries"\n[tool.tenantdb.severity]\nTDB112 = "error"\nTDB204 = "off"\n'
+    )
+    assert main(["check", str(root), "--format", "json"]) == 1
+    found = {f["code"]: f["severity"] for f in json.loads(capsys.readouterr().out)}
+    assert found == {"TDB102": "error", "TDB201": "error", "TDB112": "error"}
+    (root / "pyproject.toml").write_text('[tool.tenantdb.severity]\nTDB112 = "fatal"\n')
+    assert main(["check", str(root)]) == 2
+    assert "maps rule codes" in capsys.readouterr().err

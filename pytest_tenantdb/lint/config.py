@@ -28,6 +28,7 @@ KNOWN_KEYS = {
     "python",
     "recorded",
     "dialect",
+    "severity",
 }
 DIALECTS = ("sqlite", "postgres")
 
@@ -71,7 +72,16 @@ def _options(table: dict[str, object], since: int | None, ignore: Sequence[str])
     dialect = str(table.get("dialect", "sqlite")).lower()
     if dialect not in DIALECTS:
         raise ConfigError(f"[tool.tenantdb] dialect must be one of {list(DIALECTS)}, not {dialect!r}")
-    return LintOptions(start, frozenset(codes), frozenset(selected), dialect)
+    severity = table.get("severity", {})
+    if not isinstance(severity, dict) or any(
+        str(code).upper() not in RULES or level not in ("error", "warning", "off")
+        for code, level in severity.items()
+    ):
+        raise ConfigError(
+            f'[tool.tenantdb.severity] maps rule codes to "error", "warning" or "off", got {severity!r}'
+        )
+    overrides = tuple(sorted((str(code).upper(), str(level)) for code, level in severity.items()))
+    return LintOptions(start, frozenset(codes), frozenset(selected), dialect, overrides)
 
 
 def lint_options(root: Path) -> LintOptions:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pytest_tenantdb.errors import StepFailure, TemplateBuildError
@@ -32,6 +32,7 @@ class LintOptions:
     ignore: frozenset[str] = field(default_factory=frozenset)
     select: frozenset[str] = field(default_factory=frozenset)
     dialect: str = "sqlite"
+    severity: tuple[tuple[str, str], ...] = ()  # (code, "error" | "warning" | "off") overrides
 
 
 def lint_project(
@@ -41,7 +42,9 @@ def lint_project(
     options: LintOptions,
 ) -> list[Finding]:
     if options.dialect != "sqlite":
-        return [f for f in lint_static(migrations, queries, options) if _wanted(f, options)]
+        return _with_severity(
+            [f for f in lint_static(migrations, queries, options) if _wanted(f, options)], options
+        )
     findings: list[Finding] = []
     previous = 0
     before: Schema | None = None
@@ -71,7 +74,12 @@ def lint_project(
                     new.close()
             before = after  # the schema after this step is the one before the next
         previous = step.version
-    return [f for f in findings if _wanted(f, options)]
+    return _with_severity([f for f in findings if _wanted(f, options)], options)
+
+
+def _with_severity(findings: list[Finding], options: LintOptions) -> list[Finding]:
+    overrides = dict(options.severity)
+    return [replace(f, severity=overrides.get(f.code, f.severity)) for f in findings]
 
 
 def lint_static(
@@ -161,6 +169,8 @@ def _schema(path: Path, previous: Schema | None = None) -> Schema:
 
 
 def _wanted(finding: Finding, options: LintOptions) -> bool:
+    if dict(options.severity).get(finding.code) == "off":
+        return False
     if finding.code in options.ignore or (options.select and finding.code not in options.select):
         return False
     return finding.code not in _inline_ignores(finding)
