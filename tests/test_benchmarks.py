@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 11
+    assert len(figures) == 12
     assert any("migrate+seed each from empty" in n for n in names)
     assert any("copying files only" in n for n in names)
     assert any("plain executescript" in n for n in names)
@@ -23,7 +23,8 @@ def test_benchmarks_smoke() -> None:
     assert any("pytest --co" in n for n in names)
     assert any("with drawn data: template vs from empty" in n for n in names)
     assert any("whole examples incl. step" in n for n in names)
-    assert any("statements/s warm" in n for n in names)
+    assert any("statements/s)" in n for n in names)
+    assert any("findings cached" in n for n in names)
     assert any("--base with 10 new steps" in n for n in names)
     assert any("squawk" in n for n in names)
     assert any("built-in checks" in n for n in names)

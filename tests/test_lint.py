@@ -327,3 +327,17 @@ def test_severity_overrides(project: Callable[[str], Path], capsys: pytest.Captu
     (root / "pyproject.toml").write_text('[tool.tenantdb.severity]\nTDB112 = "fatal"\n')
     assert main(["check", str(root)]) == 2
     assert "maps rule codes" in capsys.readouterr().err
+
+
+def test_findings_cache_is_reused_and_invalidated(
+    project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project("CREATE INDEX posts_title ON posts(title);")
+    assert _codes(root, capsys) == []
+    cached = list((root / ".pytest_cache" / "d" / "tenantdb" / "findings").glob("*.json"))
+    assert len(cached) == 2  # one per step
+    assert _codes(root, capsys) == []
+    (root / "migrations" / "0002_change.sql").write_text("ALTER TABLE users DROP COLUMN age;")
+    assert _codes(root, capsys) == ["TDB102", "TDB201"]  # the edited step is analysed again
+    (root / "queries" / "0001.sql").write_text("-- name: q\nSELECT id FROM users;\n")
+    assert _codes(root, capsys) == []  # new old code: the contract step is now safe

@@ -4,10 +4,13 @@ comments and the configured ``ignore`` list are applied here."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import re
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pytest_tenantdb.errors import StepFailure, TemplateBuildError
@@ -17,7 +20,7 @@ from pytest_tenantdb.lint.rules import RULES
 from pytest_tenantdb.lint.rules.migration import lint_step
 from pytest_tenantdb.lint.rules.query import lint_queries
 from pytest_tenantdb.migrations import MigrationSet, Step
-from pytest_tenantdb.queries import QueryFolder, QuerySources
+from pytest_tenantdb.queries import Query, QueryFolder, QuerySources
 from pytest_tenantdb.schema import Schema
 
 _STATEMENT_RULES = {"TDB001", "TDB112", "TDB113"}
@@ -48,12 +51,21 @@ def lint_project(
     findings: list[Finding] = []
     previous = 0
     before: Schema | None = None
+    cache = templates.directory.parent / "findings"
     for step in migrations:
         if step.version > options.since:
-            before_path = templates.schema_template(previous)
-            before = before or _schema(before_path)
             app = queries.for_version(previous) if queries else []
             old_code = [q.sql for q in app] if queries else None
+            key = _cache_key(migrations, step, app, queries is not None)
+            cached = _load(cache / f"{key}.json")
+            if cached is not None:  # the same step, schema and old code as a previous run
+                findings += cached
+                before = None
+                previous = step.version
+                continue
+            before_path = templates.schema_template(previous)
+            before = before or _schema(before_path)
+            step_start = len(findings)
             try:
                 after_path = templates.schema_template(step.version)
             except TemplateBuildError as exc:
@@ -72,9 +84,41 @@ def lint_project(
                 finally:
                     old.close()
                     new.close()
+            _store(cache / f"{key}.json", findings[step_start:])
             before = after  # the schema after this step is the one before the next
         previous = step.version
     return _with_severity([f for f in findings if _wanted(f, options)], options)
+
+
+@functools.cache
+def _rules_digest() -> str:
+    """Hash of the checker's own source: a changed rule never reuses cached findings."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in sorted([*package.rglob("*.py"), package.parent / "schema.py"]):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_key(migrations: MigrationSet, step: Step, app: list[Query], known: bool) -> str:
+    """Findings of a step depend on the steps up to it, the old code, the rules and the paths."""
+    parts = [_rules_digest(), migrations.origin, migrations.prefix_hash(step.version), str(known)]
+    parts += [f"{q.path}:{q.line}:{q.name}:{q.sql}" for q in app]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+def _load(path: Path) -> list[Finding] | None:
+    try:
+        return [Finding(**item) for item in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _store(path: Path, findings: list[Finding]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps([asdict(f) for f in findings]), encoding="utf-8")
+    partial.replace(path)
 
 
 def _with_severity(findings: list[Finding], options: LintOptions) -> list[Finding]:
