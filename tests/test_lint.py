@@ -338,6 +338,6 @@ def test_findings_cache_is_reused_and_invalidated(
     assert len(cached) == 2  # one per step
     assert _codes(root, capsys) == []
     (root / "migrations" / "0002_change.sql").write_text("ALTER TABLE users DROP COLUMN age;")
-    assert _codes(root, capsys) == ["TDB102", "TDB201"]  # the edited step is analysed again
+    assert _codes(root, capsys) == ["TDB102", "TDB201", "TDB204"]  # the edited step is analysed again
     (root / "queries" / "0001.sql").write_text("-- name: q\nSELECT id FROM users;\n")
     assert _codes(root, capsys) == []  # new old code: the contract step is now safe
