@@ -72,6 +72,15 @@ def test_good_example_passes_every_check(pytester: pytest.Pytester) -> None:
             ],
         ),
         (
+            "upgrade_fails_on_nulls",
+            "every_path and 0007",
+            {"tenantdb::every_path::from_0007"},
+            [
+                "*every path (from 7 to head): step 0008_rebuild_notes (up) failed on a tenant at version 7*",
+                "*NOT NULL constraint failed: notes_new.author_id*",
+            ],
+        ),
+        (
             "rebuild_drops_index",
             "no_drift",
             {"tenantdb::no_drift::snapshot"},
