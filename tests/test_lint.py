@@ -341,3 +341,22 @@ def test_findings_cache_is_reused_and_invalidated(
     assert _codes(root, capsys) == ["TDB102", "TDB201", "TDB204"]  # the edited step is analysed again
     (root / "queries" / "0001.sql").write_text("-- name: q\nSELECT id FROM users;\n")
     assert _codes(root, capsys) == []  # new old code: the contract step is now safe
+
+
+def test_query_window(project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    root = project("CREATE INDEX posts_title ON posts(title);")
+    (root / "queries" / "0001.sql").write_text("-- name: old\nSELECT age FROM users;\n")
+    (root / "queries" / "0002.sql").write_text(
+        "-- name: new\nSELECT email FROM users;\n"
+    )  # app 2 stopped using age
+    (root / "migrations" / "0003_contract.sql").write_text("ALTER TABLE users DROP COLUMN age;")
+    assert _codes(root, capsys) == []  # app 2, the version in service, does not use age
+    (root / "pyproject.toml").write_text('[tool.tenantdb]\nqueries = "queries"\nwindow = 2\n')
+    assert main(["check", str(root), "--format", "json"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert [(f["code"], Path(f["file"]).name, f["step"]) for f in found] == [
+        ("TDB201", "0001.sql", "0003_contract")
+    ]
+    assert "app version 1" in found[0]["message"]
+    (root / "pyproject.toml").write_text("[tool.tenantdb]\nwindow = 0\n")
+    assert main(["check", str(root)]) == 2

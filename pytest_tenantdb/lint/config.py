@@ -29,6 +29,7 @@ KNOWN_KEYS = {
     "recorded",
     "dialect",
     "severity",
+    "window",
 }
 DIALECTS = ("sqlite", "postgres")
 
@@ -81,7 +82,10 @@ def _options(table: dict[str, object], since: int | None, ignore: Sequence[str])
             f'[tool.tenantdb.severity] maps rule codes to "error", "warning" or "off", got {severity!r}'
         )
     overrides = tuple(sorted((str(code).upper(), str(level)) for code, level in severity.items()))
-    return LintOptions(start, frozenset(codes), frozenset(selected), dialect, overrides)
+    window = table.get("window", 1)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ConfigError(f"[tool.tenantdb] window must be a number of app versions >= 1, got {window!r}")
+    return LintOptions(start, frozenset(codes), frozenset(selected), dialect, window, overrides)
 
 
 def lint_options(root: Path) -> LintOptions:

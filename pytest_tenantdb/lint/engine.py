@@ -35,6 +35,7 @@ class LintOptions:
     ignore: frozenset[str] = field(default_factory=frozenset)
     select: frozenset[str] = field(default_factory=frozenset)
     dialect: str = "sqlite"
+    window: int = 1  # old code of the last N app versions must run on each new schema
     severity: tuple[tuple[str, str], ...] = ()  # (code, "error" | "warning" | "off") overrides
 
 
@@ -56,7 +57,7 @@ def lint_project(
         if step.version > options.since:
             app = queries.for_version(previous) if queries else []
             old_code = [q.sql for q in app] if queries else None
-            key = _cache_key(migrations, step, app, queries is not None)
+            key = _cache_key(migrations, step, app, queries is not None, options.window)
             cached = _load(cache / f"{key}.json")
             if cached is not None:  # the same step, schema and old code as a previous run
                 findings += cached
@@ -84,6 +85,10 @@ def lint_project(
                 finally:
                     old.close()
                     new.close()
+            if queries:
+                findings += _window(
+                    migrations, templates, queries, step, options.window, findings[step_start:]
+                )
             _store(cache / f"{key}.json", findings[step_start:])
             before = after  # the schema after this step is the one before the next
         previous = step.version
@@ -100,9 +105,43 @@ def _rules_digest() -> str:
     return digest.hexdigest()
 
 
-def _cache_key(migrations: MigrationSet, step: Step, app: list[Query], known: bool) -> str:
+def _window(
+    migrations: MigrationSet,
+    templates: TemplateCache,
+    queries: QueryFolder | QuerySources,
+    step: Step,
+    window: int,
+    found: list[Finding],
+) -> list[Finding]:
+    """Old code of app versions 2..window steps back, prepared against the schema after ``step``
+    (tenants that skip versions: lazy migration on login). A query already reported is not again."""
+    earlier = [0, *(v for v in migrations.versions if v < step.version)]
+    seen = {(f.file, f.line) for f in found}
+    extra: list[Finding] = []
+    for app_version in earlier[-window:-1] if window > 1 else []:
+        app = [q for q in queries.for_version(app_version) if (str(q.path), q.line) not in seen]
+        if not app:
+            continue
+        old_path, new_path = templates.schema_template(app_version), templates.schema_template(step.version)
+        old, new = sqlite3.connect(old_path), sqlite3.connect(new_path)
+        try:
+            extra += lint_queries(app, old, new, _schema(old_path), _schema(new_path), app_version, step)
+        finally:
+            old.close()
+            new.close()
+        seen |= {(f.file, f.line) for f in extra}
+    return extra
+
+
+def _cache_key(migrations: MigrationSet, step: Step, app: list[Query], known: bool, window: int = 1) -> str:
     """Findings of a step depend on the steps up to it, the old code, the rules and the paths."""
-    parts = [_rules_digest(), migrations.origin, migrations.prefix_hash(step.version), str(known)]
+    parts = [
+        _rules_digest(),
+        migrations.origin,
+        migrations.prefix_hash(step.version),
+        str(known),
+        str(window),
+    ]
     parts += [f"{q.path}:{q.line}:{q.name}:{q.sql}" for q in app]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
