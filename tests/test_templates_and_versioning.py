@@ -99,3 +99,12 @@ def test_version_store_names() -> None:
     assert version_store("table").name == "table" and version_store("user_version").name == "user_version"
     with pytest.raises(ConfigError, match="'user_version' or 'table'"):
         version_store("alembic")
+
+
+def test_a_long_history_builds_without_recursion(tmp_path: Path, write_migrations: Writer) -> None:
+    files = {f"{n:04d}_t{n}.sql": f"CREATE TABLE t{n} (x);" for n in range(1, 1201)}
+    migrations = MigrationSet.from_path(write_migrations(files))
+    cache = TemplateCache(tmp_path / "cache", migrations, UserVersionStore())
+    head = cache.schema_template("head")  # 1,201 templates, deeper than Python's recursion limit
+    assert UserVersionStore().read(sqlite3.connect(head)) == 1200
+    assert cache.built == 1201

@@ -7,6 +7,7 @@ Building happens behind a file lock, so ``pytest -n 2`` builds each template onc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
@@ -82,19 +83,34 @@ class TemplateCache:
             self.built += 1
         return target
 
-    def schema_template(self, version: int) -> Path:
-        """The template at ``version`` with no rows, built from the one before it."""
-        version = self.migrations.resolve(version)
+    def cached_schema_template(self, version: int) -> Path | None:
+        """The template at ``version`` if it is already built, without building anything."""
         target = self.directory / f"v{version:04d}-{self._key(version)}.sqlite3"
-        return self._locked_build(target, lambda partial: self._build_schema(version, partial))
+        return target if target.exists() else None
 
-    def _build_schema(self, version: int, partial: Path) -> None:
-        earlier = [v for v in self.migrations.versions if v < version]
-        previous = earlier[-1] if earlier else 0
-        if version == 0:
+    def schema_template(self, version: int) -> Path:
+        """The template at ``version`` with no rows, built from the one before it.
+
+        Missing templates are built upwards from the newest cached one, iteratively, so a long
+        history never recurses.
+        """
+        version = self.migrations.resolve(version)
+        chain = [v for v in (0, *self.migrations.versions) if v <= version]
+        start = next((n for n in range(len(chain) - 1, -1, -1) if self.cached_schema_template(chain[n])), 0)
+        path = Path()
+        for n in range(start, len(chain)):
+            target = self.directory / f"v{chain[n]:04d}-{self._key(chain[n])}.sqlite3"
+            previous = chain[n - 1] if n else None
+            path = self._locked_build(target, functools.partial(self._build_schema, chain[n], previous))
+        return path
+
+    def _build_schema(self, version: int, previous: int | None, partial: Path) -> None:
+        if previous is None:
             sqlite3.connect(partial).close()
             return
-        database.copy_file(self.schema_template(previous), partial)
+        source = self.cached_schema_template(previous)
+        assert source is not None, "templates are built in version order"
+        database.copy_file(source, partial)
         conn = _connect_partial(partial)
         try:
             run_plan(conn, self.migrations, self.migrations.plan(previous, version), self.store)
