@@ -69,7 +69,7 @@ SQLISH = st.lists(
 ).map(" ".join)
 
 
-def _run(migration: bytes, query: bytes, capsys: pytest.CaptureFixture[str]) -> None:
+def _run(migration: bytes, query: bytes, capsys: pytest.CaptureFixture[str], dialect: str = "sqlite") -> None:
     root = Path(tempfile.mkdtemp())
     try:
         (root / "migrations").mkdir()
@@ -77,7 +77,7 @@ def _run(migration: bytes, query: bytes, capsys: pytest.CaptureFixture[str]) -> 
         (root / "migrations" / "0001_base.sql").write_text("CREATE TABLE t (x INTEGER, y TEXT);")
         (root / "migrations" / "0002_fuzz.sql").write_bytes(migration)
         (root / "queries" / "0001.sql").write_bytes(query)
-        (root / "pyproject.toml").write_text('[tool.tenantdb]\nqueries = "queries"\n')
+        (root / "pyproject.toml").write_text(f'[tool.tenantdb]\nqueries = "queries"\ndialect = "{dialect}"\n')
         code = main(["check", str(root), "--format", "json"])
         captured = capsys.readouterr()
         assert code in (0, 1, 2)
@@ -88,7 +88,11 @@ def _run(migration: bytes, query: bytes, capsys: pytest.CaptureFixture[str]) -> 
         shutil.rmtree(root)
 
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(__import__("os").environ.get("TENANTDB_FUZZ", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 @FUZZ
@@ -107,3 +111,9 @@ def test_any_text(migration: str, query: str, capsys: pytest.CaptureFixture[str]
 @given(migration=st.binary(), query=st.binary())
 def test_random_bytes(migration: bytes, query: bytes, capsys: pytest.CaptureFixture[str]) -> None:
     _run(migration, query, capsys)
+
+
+@FUZZ
+@given(migration=SQLISH, query=SQLISH)
+def test_sql_like_text_postgres(migration: str, query: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _run(migration.encode(), query.encode(), capsys, dialect="postgres")

@@ -130,5 +130,8 @@ def analyse(statements: list[str], known_tables: set[str], triggers: dict[str, s
             unknown(text)
 
     for statement in statements:
-        visit(statement)
+        try:
+            visit(statement)
+        except (AttributeError, TypeError, KeyError):  # a tree of a shape sqlglot rarely makes
+            unknown(statement)
     return effects

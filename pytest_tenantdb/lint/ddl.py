@@ -212,7 +212,6 @@ class _Builder:
 def apply_ddl(schema: Schema, statements: list[Statement], dialect: str) -> tuple[Schema, list[Statement]]:
     """``schema`` after ``statements``, and the statements that could not be read."""
     import sqlglot
-    from sqlglot import exp
 
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     builder = _Builder(schema, dialect)
@@ -223,17 +222,29 @@ def apply_ddl(schema: Schema, statements: list[Statement], dialect: str) -> tupl
         except sqlglot.errors.SqlglotError:
             unread.append(statement)
             continue
-        kind = (tree.args.get("kind") or "").upper() if isinstance(tree, exp.Create | exp.Drop) else ""
-        if isinstance(tree, exp.Create) and kind == "TABLE" and isinstance(tree.this, exp.Schema):
-            builder.create_table(tree, statement.sql)
-        elif isinstance(tree, exp.Create) and kind == "INDEX":
-            builder.create_index(tree, statement.sql)
-        elif isinstance(tree, exp.Create) and kind == "VIEW":
-            builder.views[_name(tree.this)] = statement.sql
-        elif isinstance(tree, exp.Alter):
-            builder.alter(tree)
-        elif isinstance(tree, exp.Drop):
-            builder.drop(tree)
-        elif isinstance(tree, exp.Command) and not _NO_SCHEMA_CHANGE.match(statement.sql):
+        try:
+            if not _apply(builder, tree, statement.sql):
+                unread.append(statement)
+        except (AttributeError, TypeError, KeyError, ValueError):  # a tree of an unexpected shape
             unread.append(statement)
     return builder.schema(), unread
+
+
+def _apply(builder: _Builder, tree: Any, sql: str) -> bool:
+    """Apply one parsed statement; False when it may change the schema in a way not modelled."""
+    from sqlglot import exp
+
+    kind = (tree.args.get("kind") or "").upper() if isinstance(tree, exp.Create | exp.Drop) else ""
+    if isinstance(tree, exp.Create) and kind == "TABLE" and isinstance(tree.this, exp.Schema):
+        builder.create_table(tree, sql)
+    elif isinstance(tree, exp.Create) and kind == "INDEX":
+        builder.create_index(tree, sql)
+    elif isinstance(tree, exp.Create) and kind == "VIEW":
+        builder.views[_name(tree.this)] = sql
+    elif isinstance(tree, exp.Alter):
+        builder.alter(tree)
+    elif isinstance(tree, exp.Drop):
+        builder.drop(tree)
+    elif isinstance(tree, exp.Command) and not _NO_SCHEMA_CHANGE.match(sql):
+        return False
+    return True

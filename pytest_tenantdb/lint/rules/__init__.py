@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_tenantdb.lint.findings import Finding
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -241,6 +243,12 @@ _RULES = [
     ),
 ]
 RULES: dict[str, Rule] = {rule.code: rule for rule in _RULES}
+
+
+def finding(code: str, message: str, file: object, line: int, step: str = "", statement: str = "") -> Finding:
+    """A finding of rule ``code``, with the rule's severity and safe alternative."""
+    rule = RULES[code]
+    return Finding(code, rule.severity, message, str(file), line, step, statement, rule.alternative)
 
 
 def rule_page(rule: Rule) -> str:

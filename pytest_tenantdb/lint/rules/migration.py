@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pytest_tenantdb.lint.findings import Finding
-from pytest_tenantdb.lint.rules import RULES
+from pytest_tenantdb.lint.rules import finding
 from pytest_tenantdb.migrations import SqlStep, Step
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import ColumnCheck, Schema, parse_check
@@ -46,28 +46,33 @@ def read_statements(step: Step, dialect: str = "sqlite") -> StepFacts:
         except sqlglot.errors.SqlglotError:
             facts.unparsable.append(statement)
             continue
-        if isinstance(tree, exp.Alter):
-            table = tree.this.name.lower()
-            for action in tree.args.get("actions") or []:
-                if isinstance(action, exp.AlterRename):
-                    facts.table_renames[table] = action.this.name.lower()
-                elif isinstance(action, exp.RenameColumn):
-                    facts.column_renames[(table, action.this.name.lower())] = action.args["to"].name.lower()
-        elif isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
-            facts.dropped_tables.update(
-                t.name.lower()
-                for t in tree.args.get("tables") or tree.expressions or [tree.this]
-                if t is not None
-            )
-        elif (
-            isinstance(tree, exp.Delete | exp.Update)
-            and tree.args.get("where") is None
-            and tree.this.name.lower() not in created  # a table this step creates holds no tenant data
-        ):
-            facts.unbounded.append(statement)
-        if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() == "TABLE":
-            target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
-            created.add(target.name.lower())
+        try:
+            if isinstance(tree, exp.Alter):
+                table = tree.this.name.lower()
+                for action in tree.args.get("actions") or []:
+                    if isinstance(action, exp.AlterRename):
+                        facts.table_renames[table] = action.this.name.lower()
+                    elif isinstance(action, exp.RenameColumn):
+                        facts.column_renames[(table, action.this.name.lower())] = action.args[
+                            "to"
+                        ].name.lower()
+            elif isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
+                facts.dropped_tables.update(
+                    t.name.lower()
+                    for t in tree.args.get("tables") or tree.expressions or [tree.this]
+                    if t is not None
+                )
+            elif (
+                isinstance(tree, exp.Delete | exp.Update)
+                and tree.args.get("where") is None
+                and tree.this.name.lower() not in created  # a table this step creates holds no tenant data
+            ):
+                facts.unbounded.append(statement)
+            if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() == "TABLE":
+                target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+                created.add(target.name.lower())
+        except (AttributeError, TypeError, KeyError):  # a tree of a shape sqlglot rarely makes
+            facts.unparsable.append(statement)
     return facts
 
 
@@ -143,19 +148,8 @@ def lint_step(
         return facts.statements[0] if facts.statements else None
 
     def report(code: str, message: str, statement: Statement | None) -> None:
-        rule = RULES[code]
-        findings.append(
-            Finding(
-                code,
-                rule.severity,
-                message,
-                str(step.path),
-                statement.line if statement else 1,
-                step.label,
-                statement.sql if statement else "",
-                rule.alternative,
-            )
-        )
+        line, sql = (statement.line, statement.sql) if statement else (1, "")
+        findings.append(finding(code, message, step.path, line, step.label, sql))
 
     before_tables = {t.lower(): t for t in before.tables}
     after_tables = {t.lower(): t for t in after.tables}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from pytest_tenantdb.lint.findings import Finding
-from pytest_tenantdb.lint.rules import RULES
+from pytest_tenantdb.lint.rules import finding
 from pytest_tenantdb.migrations import SqlStep, Step
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import Schema
@@ -32,72 +32,67 @@ def lint_postgres_step(step: Step, before: Schema) -> list[Finding]:
     existing = {name.lower() for name in before.tables}
 
     def report(code: str, message: str, statement: Statement) -> None:
-        rule = RULES[code]
-        findings.append(
-            Finding(
-                code,
-                rule.severity,
-                message,
-                str(step.path),
-                statement.line,
-                step.label,
-                statement.sql,
-                rule.alternative,
-            )
-        )
+        findings.append(finding(code, message, step.path, statement.line, step.label, statement.sql))
 
     for statement in step.up if isinstance(step, SqlStep) else ():
         try:
             tree = sqlglot.parse_one(statement.sql, read="postgres")
         except sqlglot.errors.SqlglotError:
             continue  # reported as TDB001 by the generic rules
-        if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() == "INDEX":
-            table = tree.this.args.get("table")
-            if tree.args.get("concurrently"):
-                if step.transactional:
-                    report("TDB113", "CREATE INDEX CONCURRENTLY cannot run inside a transaction", statement)
-            elif table is not None and table.name.lower() in existing:
-                report(
-                    "TDB301",
-                    f"CREATE INDEX on existing table {table.name} blocks writes while it builds",
-                    statement,
-                )
-        if not isinstance(tree, exp.Alter) or tree.this.name.lower() not in existing:
-            continue
-        table = tree.this.name
-        for action in tree.args.get("actions") or []:
-            if isinstance(action, exp.AddConstraint) and not tree.args.get("not_valid"):
-                kinds = {
-                    type(part).__name__
-                    for item in action.expressions
-                    for part in getattr(item, "expressions", [item])
-                }
-                if kinds & {"ForeignKey", "CheckColumnConstraint"}:
+        try:
+            if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() == "INDEX":
+                table = tree.this.args.get("table")
+                if tree.args.get("concurrently"):
+                    if step.transactional:
+                        report(
+                            "TDB113", "CREATE INDEX CONCURRENTLY cannot run inside a transaction", statement
+                        )
+                elif table is not None and table.name.lower() in existing:
                     report(
-                        "TDB302",
-                        f"constraint added to {table} without NOT VALID scans it under a lock",
+                        "TDB301",
+                        f"CREATE INDEX on existing table {table.name} blocks writes while it builds",
                         statement,
                     )
-            elif isinstance(action, exp.ColumnDef):
-                for constraint in action.args.get("constraints") or []:
-                    kind = constraint.args.get("kind")
-                    if isinstance(kind, exp.DefaultColumnConstraint):
-                        volatile = [f for f in kind.find_all(exp.Func) if _volatile(f)]
-                        if volatile:
-                            report(
-                                "TDB303",
-                                f"volatile default on {table}.{action.name} rewrites the table",
-                                statement,
-                            )
-            elif isinstance(action, exp.AlterColumn):
-                if action.args.get("dtype") is not None:
-                    report(
-                        "TDB304", f"changing the type of {table}.{action.name} rewrites the table", statement
-                    )
-                elif action.args.get("allow_null") is False:
-                    report(
-                        "TDB305",
-                        f"SET NOT NULL on {table}.{action.name} scans the table under a lock",
-                        statement,
-                    )
+            if not isinstance(tree, exp.Alter) or tree.this.name.lower() not in existing:
+                continue
+            table = tree.this.name
+            for action in tree.args.get("actions") or []:
+                if isinstance(action, exp.AddConstraint) and not tree.args.get("not_valid"):
+                    kinds = {
+                        type(part).__name__
+                        for item in action.expressions
+                        for part in getattr(item, "expressions", [item])
+                    }
+                    if kinds & {"ForeignKey", "CheckColumnConstraint"}:
+                        report(
+                            "TDB302",
+                            f"constraint added to {table} without NOT VALID scans it under a lock",
+                            statement,
+                        )
+                elif isinstance(action, exp.ColumnDef):
+                    for constraint in action.args.get("constraints") or []:
+                        kind = constraint.args.get("kind")
+                        if isinstance(kind, exp.DefaultColumnConstraint):
+                            volatile = [f for f in kind.find_all(exp.Func) if _volatile(f)]
+                            if volatile:
+                                report(
+                                    "TDB303",
+                                    f"volatile default on {table}.{action.name} rewrites the table",
+                                    statement,
+                                )
+                elif isinstance(action, exp.AlterColumn):
+                    if action.args.get("dtype") is not None:
+                        report(
+                            "TDB304",
+                            f"changing the type of {table}.{action.name} rewrites the table",
+                            statement,
+                        )
+                    elif action.args.get("allow_null") is False:
+                        report(
+                            "TDB305",
+                            f"SET NOT NULL on {table}.{action.name} scans the table under a lock",
+                            statement,
+                        )
+        except (AttributeError, TypeError, KeyError):  # a tree of an unexpected shape
+            report("TDB001", "the locking rules could not read this statement", statement)
     return findings

@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from pytest_tenantdb.lint.findings import Finding
-from pytest_tenantdb.lint.rules import RULES
+from pytest_tenantdb.lint.rules import finding
 from pytest_tenantdb.migrations import Step
 from pytest_tenantdb.queries import Query
 from pytest_tenantdb.schema import Schema
@@ -53,7 +53,7 @@ def _missing_not_null(sql: str, schema: Schema) -> list[str]:
         return []
     if not isinstance(tree, exp.Insert) or not isinstance(tree.this, exp.Schema):
         return []
-    table = tree.this.this.name
+    table = getattr(tree.this.this, "name", "")
     info = next((t for n, t in schema.tables.items() if n.lower() == table.lower()), None)
     if info is None:
         return []
@@ -82,19 +82,8 @@ def lint_queries(
     findings = []
 
     def report(code: str, message: str, query: Query) -> None:
-        rule = RULES[code]
-        findings.append(
-            Finding(
-                code,
-                rule.severity,
-                f"{message} (app version {app_version}, query {query.name}; broken by step {step.label})",
-                str(query.path),
-                query.line,
-                step.label,
-                query.sql,
-                rule.alternative,
-            )
-        )
+        text = f"{message} (app version {app_version}, query {query.name}; broken by step {step.label})"
+        findings.append(finding(code, text, query.path, query.line, step.label, query.sql))
 
     for query in queries:
         if _prepare(old, query.sql) is not None:
