@@ -3,6 +3,7 @@ settings they run with, minimal failing tenants saved as SQL, and ``--tenantdb-r
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -218,6 +219,11 @@ class ChecksCollector(pytest.Collector):
         self.replay_file = replay_file
         self._context: CheckContext | None = None
 
+    @functools.cached_property
+    def hypothesis_settings(self) -> HypothesisSettings:
+        """Built once for the run (profiles registered, example database opened)."""
+        return self.hsettings()
+
     @property
     def context(self) -> CheckContext:
         if self._context is None:
@@ -258,7 +264,7 @@ class CheckItem(pytest.Item):
         if self.replay is not None:
             replay(parent.context, self.check, *self.replay)
             return
-        run_check(parent.context, self.check, parent.hsettings())
+        run_check(parent.context, self.check, parent.hypothesis_settings)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, TenantDBError):
