@@ -9,23 +9,21 @@ import hashlib
 import json
 import re
 import sqlite3
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pytest_tenantdb.errors import StepFailure, TemplateBuildError
-from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.lint.rules import RULES
 from pytest_tenantdb.lint.rules.migration import lint_step
 from pytest_tenantdb.lint.rules.query import lint_queries
+from pytest_tenantdb.lint.walker import IGNORED, Walker
 from pytest_tenantdb.migrations import MigrationSet, Step
 from pytest_tenantdb.queries import Query, QueryFolder, QuerySources
 from pytest_tenantdb.schema import Schema
 
-_IGNORED = ("schema_migrations",)
 _STATEMENT_RULES = {"TDB001", "TDB112", "TDB113"}
 _IGNORE = re.compile(r"--\s*tenantdb:\s*ignore\[([A-Z0-9, ]+)\]")
 
@@ -54,11 +52,10 @@ def lint_project(
         )
     findings: list[Finding] = []
     previous = 0
-    before: Schema | None = None
     cache = templates.directory.parent / "findings"
-    # One in-memory database walks the history step by step: SQLite updates its schema in place
-    # instead of re-parsing a growing schema for every version's template.
-    tenant = _Walker(migrations, templates)
+    # The history is walked step by step, each step on a scratch database of what it can touch
+    # (see walker.py): linear in the history, where one growing database is quadratic.
+    tenant = Walker(migrations, templates)
     for step in migrations:
         if step.version > options.since:
             app = queries.for_version(previous) if queries else []
@@ -67,35 +64,35 @@ def lint_project(
             cached = _load(cache / f"{key}.json")
             if cached is not None:  # the same step, schema and old code as a previous run
                 findings += cached
-                before = None
                 previous = step.version
                 continue
-            conn = tenant.at(previous)
-            before = before or Schema.from_connection(conn, ignore=_IGNORED)
-            old = tenant.snapshot() if app else None
+            before = tenant.at(previous)
+            old = tenant.database(q.sql for q in app) if app else None
             step_start = len(findings)
             try:
-                tenant.apply(step)
+                after = tenant.apply(step)
             except StepFailure as exc:
+                if old is not None:
+                    old.close()
                 # statement rules still apply; later steps cannot be built on this one
                 findings += [
                     f for f in lint_step(step, before, before, old_code) if f.code in _STATEMENT_RULES
                 ]
                 findings.append(_step_fails(step, TemplateBuildError(str(exc)), exc))
                 break
-            after = Schema.from_connection(conn, ignore=_IGNORED, previous=before)
             findings += lint_step(step, before, after, old_code)
             if old is not None:
+                new = tenant.database(q.sql for q in app)
                 try:
-                    findings += lint_queries(app, old, conn, before, after, previous, step)
+                    findings += lint_queries(app, old, new, before, after, previous, step)
                 finally:
                     old.close()
+                    new.close()
             if queries:
                 findings += _window(
                     migrations, templates, queries, step, options.window, findings[step_start:]
                 )
             _store(cache / f"{key}.json", findings[step_start:])
-            before = after  # the schema after this step is the one before the next
         previous = step.version
     return _with_severity([f for f in findings if _wanted(f, options)], options)
 
@@ -228,47 +225,6 @@ def lint_static(
     return findings
 
 
-class _Walker:
-    """An in-memory tenant that follows the migration history one step at a time."""
-
-    def __init__(self, migrations: MigrationSet, templates: TemplateCache) -> None:
-        self.migrations = migrations
-        self.templates = templates
-        self.store = templates.store
-        # A file, not :memory:, so that statements behave as on a tenant (journal_mode=WAL ...);
-        # no statement cache, since a cached EXPLAIN is never re-checked against a changed schema.
-        self._folder = tempfile.TemporaryDirectory(prefix="tenantdb-lint-")
-        self.conn = sqlite3.connect(
-            Path(self._folder.name) / "walk.sqlite3", isolation_level=None, cached_statements=0
-        )
-        self.conn.execute("PRAGMA journal_mode = MEMORY")
-        self.conn.execute("PRAGMA synchronous = OFF")
-        self.version = 0
-
-    def at(self, version: int) -> sqlite3.Connection:
-        """The database at ``version``: from its template when the pytest plugin already cached
-        it (``--base`` after a long history), else by running the skipped steps here."""
-        if version != self.version:
-            template = self.templates.cached_schema_template(version)
-            if template is not None:
-                source = sqlite3.connect(template)
-                source.backup(self.conn)
-                source.close()
-            else:
-                run_plan(self.conn, self.migrations, self.migrations.plan(self.version, version), self.store)
-            self.version = version
-        return self.conn
-
-    def apply(self, step: Step) -> None:
-        run_plan(self.conn, self.migrations, [(step, "up")], self.store)
-        self.version = step.version
-
-    def snapshot(self) -> sqlite3.Connection:
-        copy = sqlite3.connect(":memory:")
-        self.conn.backup(copy)
-        return copy
-
-
 def _step_fails(step: Step, exc: TemplateBuildError, cause: BaseException | None = None) -> Finding:
     rule = RULES["TDB002"]
     cause = cause or exc.__cause__
@@ -292,7 +248,7 @@ def _schema(path: Path, previous: Schema | None = None) -> Schema:
     """A template's schema; what is unchanged since ``previous`` is reused, not introspected again."""
     conn = sqlite3.connect(path)
     try:
-        return Schema.from_connection(conn, ignore=("schema_migrations",), previous=previous)
+        return Schema.from_connection(conn, ignore=IGNORED, previous=previous)
     finally:
         conn.close()
 

@@ -1,0 +1,146 @@
+"""The checker's walker: each step on a scratch database of what it touches must give exactly the
+schema a tenant gets by running the whole history in one database."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_tenantdb.errors import StepFailure
+from pytest_tenantdb.fleet.migrator import run_plan
+from pytest_tenantdb.fleet.templates import TemplateCache
+from pytest_tenantdb.lint.walker import IGNORED, Walker
+from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.schema import Schema, SchemaDiff
+from pytest_tenantdb.versioning import UserVersionStore
+from tests.conftest import EXAMPLE
+
+TRICKY = {
+    "0001_base.sql": """
+        CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT);
+        CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);
+        CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT);
+        CREATE TABLE unrelated (id INTEGER PRIMARY KEY, x TEXT);
+        CREATE INDEX posts_user ON posts(user_id);
+        CREATE VIEW user_posts AS SELECT users.name, posts.title FROM users JOIN posts ON posts.user_id = users.id;
+        CREATE TRIGGER posts_audit AFTER INSERT ON posts BEGIN INSERT INTO audit (what) VALUES (NEW.title); END;
+    """,
+    # SQLite rewrites the view, the trigger and the foreign key of posts
+    "0002_rename.sql": "ALTER TABLE users RENAME TO members;\nALTER TABLE posts RENAME COLUMN title TO headline;",
+    # a 12-step rebuild of posts that keeps its index, trigger and view
+    "0003_rebuild.sql": """
+        DROP VIEW user_posts;
+        CREATE TABLE posts_new (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES members(id),
+                                headline TEXT, body TEXT DEFAULT '');
+        INSERT INTO posts_new (id, user_id, headline) SELECT id, user_id, headline FROM posts;
+        DROP TABLE posts;
+        ALTER TABLE posts_new RENAME TO posts;
+        CREATE INDEX posts_user ON posts(user_id);
+        CREATE TRIGGER posts_audit AFTER INSERT ON posts BEGIN INSERT INTO audit (what) VALUES (NEW.headline); END;
+        CREATE VIEW user_posts AS SELECT members.name, posts.headline FROM members JOIN posts ON posts.user_id = members.id;
+    """,
+    "0004_python.py": (
+        "def up(conn):\n"
+        "    conn.execute('ALTER TABLE unrelated ADD COLUMN y TEXT')\n"
+        "    conn.execute('CREATE INDEX unrelated_y ON unrelated(y)')\n"
+    ),
+    "0005_drop.sql": "DROP VIEW user_posts;\nALTER TABLE members DROP COLUMN name;\nDROP TABLE audit;",
+}
+
+
+def _migrations(write_migrations: Callable[..., Path], files: dict[str, str]) -> MigrationSet:
+    return MigrationSet.from_path(write_migrations(files))
+
+
+def _one_database_schemas(migrations: MigrationSet, tmp_path: Path) -> dict[int, Schema]:
+    """The schema after each version when the whole history runs in one database."""
+    conn = sqlite3.connect(tmp_path / "one.sqlite3", isolation_level=None)
+    schemas = {}
+    try:
+        for step in migrations:
+            run_plan(conn, migrations, [(step, "up")], UserVersionStore())
+            schemas[step.version] = Schema.from_connection(conn, ignore=IGNORED)
+    finally:
+        conn.close()
+    return schemas
+
+
+def _same(walked: Schema, real: Schema) -> None:
+    assert not SchemaDiff.between(walked, real), str(SchemaDiff.between(walked, real))
+    assert {n: t.sql for n, t in walked.tables.items()} == {n: t.sql for n, t in real.tables.items()}
+    assert walked.views == real.views
+    assert walked.triggers == real.triggers
+
+
+@pytest.mark.parametrize("history", ["tricky", "example"])
+def test_walked_schema_equals_one_database_run(
+    history: str, write_migrations: Callable[..., Path], tmp_path: Path
+) -> None:
+    if history == "tricky":
+        migrations = _migrations(write_migrations, TRICKY)
+    else:
+        migrations = MigrationSet.from_path(EXAMPLE / "migrations")
+    real = _one_database_schemas(migrations, tmp_path)
+    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    for step in migrations:
+        _same(walker.apply(step), real[step.version])
+    if history == "tricky":  # the renames reached every object that mentions the old names
+        assert "members" in real[2].views["user_posts"] and "headline" in real[2].triggers["posts_audit"]
+        assert real[2].tables["posts"].foreign_keys[0].ref_table == "members"
+
+
+def test_each_step_runs_on_what_it_touches_only(
+    write_migrations: Callable[..., Path], tmp_path: Path
+) -> None:
+    migrations = _migrations(write_migrations, TRICKY)
+    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker.at(1)
+    closure = walker._closure  # the rule under test: which objects a step's scratch database holds
+    # posts: its index and trigger, what the trigger writes (audit), the table its FK points to
+    assert closure({"posts"}, set()) == {
+        ("table", "posts"),
+        ("index", "posts_user"),
+        ("trigger", "posts_audit"),
+        ("table", "audit"),
+        ("table", "users"),
+    }
+    assert closure({"unrelated"}, set()) == {("table", "unrelated")}
+    # a rename also takes every object that mentions the table, whatever the step names
+    renamed = closure({"users", "members"}, {"users"})
+    assert {("view", "user_posts"), ("table", "posts"), ("trigger", "posts_audit")} <= renamed
+    assert ("table", "unrelated") not in renamed
+
+
+def test_a_step_that_breaks_a_view_fails_as_on_a_tenant(
+    write_migrations: Callable[..., Path], tmp_path: Path
+) -> None:
+    files = {
+        "0001_base.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT);\n"
+        "CREATE TABLE other (id INTEGER PRIMARY KEY);\nCREATE VIEW v AS SELECT a FROM t;",
+        "0002_drop.sql": "ALTER TABLE t DROP COLUMN a;",
+    }
+    migrations = _migrations(write_migrations, files)
+    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker.at(1)
+    with pytest.raises(StepFailure, match="no such column: a"):
+        walker.apply(migrations.step(2))
+    assert set(walker.schema.tables) == {"t", "other"}  # the model is left as it was
+
+
+def test_old_queries_are_prepared_against_what_they_reach(
+    write_migrations: Callable[..., Path], tmp_path: Path
+) -> None:
+    migrations = _migrations(write_migrations, TRICKY)
+    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker.at(1)
+    conn = walker.database(["SELECT name, title FROM user_posts", "INSERT INTO posts (title) VALUES (?)"])
+    try:
+        conn.execute("EXPLAIN SELECT name, title FROM user_posts")
+        conn.execute("EXPLAIN INSERT INTO posts (title) VALUES (?)", (None,))  # its trigger too
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            conn.execute("EXPLAIN SELECT * FROM unrelated")
+    finally:
+        conn.close()
