@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 12
+    assert len(figures) == 13
     assert any("migrate+seed each from empty" in n for n in names)
     assert any("copying files only" in n for n in names)
     assert any("plain executescript" in n for n in names)
@@ -26,6 +26,7 @@ def test_benchmarks_smoke() -> None:
     assert any("statements/s)" in n for n in names)
     assert any("findings cached" in n for n in names)
     assert any("--base with 10 new steps" in n for n in names)
+    assert any("scratch database per step vs one database" in n for n in names)
     assert any("squawk" in n for n in names)
     assert any("built-in checks" in n for n in names)
     for figure in figures:
