@@ -23,7 +23,7 @@ def test_benchmarks_smoke() -> None:
     assert any("pytest --co" in n for n in names)
     assert any("with drawn data: template vs from empty" in n for n in names)
     assert any("whole examples incl. step" in n for n in names)
-    assert any("statements/s)" in n for n in names)
+    assert any("statements/s, " in n for n in names)
     assert any("findings cached" in n for n in names)
     assert any("--base with 10 new steps" in n for n in names)
     assert any("scratch database per step vs one database" in n for n in names)
