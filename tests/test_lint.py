@@ -360,3 +360,40 @@ def test_query_window(project: Callable[[str], Path], capsys: pytest.CaptureFixt
     assert "app version 1" in found[0]["message"]
     (root / "pyproject.toml").write_text("[tool.tenantdb]\nwindow = 0\n")
     assert main(["check", str(root)]) == 2
+
+
+PG_BASE = (
+    "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, age int);\n"
+    "CREATE TABLE posts (id bigserial PRIMARY KEY, user_id bigint REFERENCES users(id), title text);\n"
+)
+
+
+def test_postgres_old_queries_window_and_unreadable_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Postgres old code is resolved by sqlglot: the window reaches back, and a query sqlglot
+    cannot read is reported where it is (TDB001) while the others are still checked."""
+    root = tmp_path / "pg"
+    (root / "migrations").mkdir(parents=True)
+    (root / "queries").mkdir()
+    (root / "migrations" / "0001_base.sql").write_text(PG_BASE)
+    (root / "migrations" / "0002_expand.sql").write_text("ALTER TABLE users ADD COLUMN born date;")
+    (root / "migrations" / "0003_contract.sql").write_text("ALTER TABLE users DROP COLUMN age;")
+    (root / "queries" / "0001.sql").write_text(
+        "-- name: old\nSELECT age FROM users WHERE id = $1;\n-- name: odd\nSELECT FROM WHERE (;\n"
+    )
+    (root / "queries" / "0002.sql").write_text("-- name: new\nSELECT born FROM users WHERE id = $1;\n")
+    (root / "pyproject.toml").write_text(
+        '[tool.tenantdb]\ndialect = "postgres"\nqueries = "queries"\nwindow = 2\n'
+    )
+    assert main(["check", str(root), "--format", "json"]) == 1
+    found = [
+        (f["code"], Path(f["file"]).name, f["line"], f["step"]) for f in json.loads(capsys.readouterr().out)
+    ]
+    assert ("TDB001", "0001.sql", 4, "0002_expand") in found  # said once per step it was checked for
+    assert ("TDB201", "0001.sql", 2, "0003_contract") in found  # app 1 still in the fleet (window 2)
+    assert {code for code, *_ in found} == {"TDB001", "TDB201"}  # the drop is the contract of app 2
+    (root / "pyproject.toml").write_text('[tool.tenantdb]\ndialect = "postgres"\nqueries = "queries"\n')
+    assert main(["check", str(root), "--format", "json"]) == 1
+    found = [(f["code"], f["step"]) for f in json.loads(capsys.readouterr().out)]
+    assert ("TDB201", "0003_contract") not in found  # window 1: only app 2 runs on version 3

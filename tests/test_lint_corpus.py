@@ -23,10 +23,15 @@ def _run_postgres(case: dict[str, object], root: Path) -> list[str]:
     (root / "migrations").mkdir(parents=True)
     (root / "migrations" / "0001_before.sql").write_text(str(case.get("before", POSTGRES["before"])))
     (root / "migrations" / "0002_step.sql").write_text(str(case["migration"]))
+    folder = None
+    if "queries" in case:  # postgres cases have no old code unless they give it
+        (root / "queries").mkdir()
+        (root / "queries" / "0001.sql").write_text(str(case["queries"]))
+        folder = QueryFolder(root / "queries")
     migrations = MigrationSet.from_path(root / "migrations")
     templates = TemplateCache(root / "cache", migrations, UserVersionStore())  # not used by postgres
     options = LintOptions(since=1, dialect="postgres")
-    return sorted(f.code for f in lint_project(migrations, templates, None, options))
+    return sorted(f.code for f in lint_project(migrations, templates, folder, options))
 
 
 def _run(case: dict[str, object], root: Path) -> list[str]:

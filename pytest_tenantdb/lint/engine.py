@@ -170,18 +170,24 @@ def _with_severity(findings: list[Finding], options: LintOptions) -> list[Findin
 def lint_static(
     migrations: MigrationSet, queries: QueryFolder | QuerySources | None, options: LintOptions
 ) -> list[Finding]:
-    """Dialects with no local engine: schemas built from the DDL with sqlglot, locking rules on top.
-
-    Old queries are used to tell a contract step from a breaking one, but are not prepared (no
-    engine to prepare them against).
-    """
+    """Dialects with no local engine: schemas built from the DDL with sqlglot, locking rules on top,
+    and old queries resolved by sqlglot against the new schema (query_static.py)."""
     from pytest_tenantdb.lint.ddl import apply_ddl
     from pytest_tenantdb.lint.rules.postgres import lint_postgres_step
+    from pytest_tenantdb.lint.rules.query_static import Resolver, lint_queries_static
     from pytest_tenantdb.migrations import SqlStep
 
     findings: list[Finding] = []
     schema = Schema()
     previous = 0
+    schemas = {0: schema}  # every version's schema, for the query window
+    resolvers: dict[int, Resolver] = {}
+
+    def resolver(version: int) -> Resolver:
+        if version not in resolvers:
+            resolvers[version] = Resolver(schemas[version], options.dialect)
+        return resolvers[version]
+
     for step in migrations:
         if not isinstance(step, SqlStep):
             rule = RULES["TDB001"]
@@ -198,6 +204,7 @@ def lint_static(
                     rule.alternative,
                 )
             )
+            schemas[step.version] = schema
             previous = step.version
             continue
         after, unread = apply_ddl(schema, list(step.up), options.dialect)
@@ -220,7 +227,18 @@ def lint_static(
                 )
                 for s in unread
             ]
+            schemas[step.version] = after
+            if queries is not None:  # old code of the last ``window`` app versions on the new schema
+                seen: set[tuple[str, int]] = set()
+                for app_version in reversed([v for v in schemas if v < step.version][-options.window :]):
+                    app = [q for q in queries.for_version(app_version) if (str(q.path), q.line) not in seen]
+                    found = lint_queries_static(
+                        app, resolver(app_version), resolver(step.version), app_version, step
+                    )
+                    findings += found
+                    seen |= {(f.file, f.line) for f in found}
         schema = after
+        schemas[step.version] = after
         previous = step.version
     return findings
 

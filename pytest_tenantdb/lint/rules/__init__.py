@@ -186,7 +186,7 @@ _RULES = [
         "query-ambiguous-column",
         "error",
         "an old query's unqualified column became ambiguous",
-        "A joined table gained a column of the same name; SQLite refuses the query.",
+        "A joined table gained a column of the same name; the database refuses the query.",
         "Qualify columns in queries that join, or name the new column differently.",
     ),
     Rule(
@@ -211,8 +211,12 @@ _RULES = [
         "postgres-constraint-without-not-valid",
         "error",
         "a FOREIGN KEY or CHECK added to an existing table without NOT VALID (postgres)",
-        "Adding the constraint scans every row while holding a lock that blocks writes.",
-        "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a later statement or step.",
+        "Adding the constraint scans every row while holding a lock that blocks writes. A foreign key "
+        "also takes a SHARE ROW EXCLUSIVE lock on the table it references, so writes to that table "
+        "(often a central one such as users) wait too; this holds for a column added with REFERENCES, "
+        "which cannot be NOT VALID.",
+        "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a later statement or step; for a new "
+        "column, add it without REFERENCES first and the foreign key that way.",
     ),
     Rule(
         "TDB303",

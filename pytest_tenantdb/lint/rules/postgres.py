@@ -72,6 +72,15 @@ def lint_postgres_step(step: Step, before: Schema) -> list[Finding]:
                 elif isinstance(action, exp.ColumnDef):
                     for constraint in action.args.get("constraints") or []:
                         kind = constraint.args.get("kind")
+                        if isinstance(kind, exp.Reference):
+                            target = kind.this.this if isinstance(kind.this, exp.Schema) else kind.this
+                            if target.name.lower() in existing:
+                                report(
+                                    "TDB302",
+                                    f"{table}.{action.name} is added with a foreign key: it locks "
+                                    f"{target.name} against writes and cannot be NOT VALID",
+                                    statement,
+                                )
                         if isinstance(kind, exp.DefaultColumnConstraint):
                             volatile = [f for f in kind.find_all(exp.Func) if _volatile(f)]
                             if volatile:

@@ -42,13 +42,13 @@ def _columns(conn: sqlite3.Connection, sql: str) -> tuple[str, ...] | None:
     return tuple(d[0] for d in cursor.description or ())
 
 
-def _missing_not_null(sql: str, schema: Schema) -> list[str]:
+def missing_not_null(sql: str, schema: Schema, dialect: str = "sqlite") -> list[str]:
     """NOT NULL columns without default that an INSERT leaves out."""
     import sqlglot
     from sqlglot import exp
 
     try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
+        tree = sqlglot.parse_one(sql, read=dialect)
     except sqlglot.errors.SqlglotError:
         return []
     if not isinstance(tree, exp.Insert) or not isinstance(tree.this, exp.Schema):
@@ -93,9 +93,7 @@ def lint_queries(
             code = "TDB203" if "ambiguous" in error else "TDB201"
             report(code, error, query)
             continue
-        missing = set(_missing_not_null(query.sql, new_schema)) - set(
-            _missing_not_null(query.sql, old_schema)
-        )
+        missing = set(missing_not_null(query.sql, new_schema)) - set(missing_not_null(query.sql, old_schema))
         if missing:
             report(
                 "TDB202", f"the INSERT leaves out NOT NULL column(s) {sorted(missing)} without default", query
