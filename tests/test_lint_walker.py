@@ -51,6 +51,21 @@ TRICKY = {
 }
 
 
+VIRTUAL = {
+    "0001_docs.sql": "CREATE VIRTUAL TABLE docs USING fts5(body);\nCREATE TABLE t (id INTEGER PRIMARY KEY);",
+    "0002_fill.sql": "INSERT INTO docs (body) VALUES ('hello');\nALTER TABLE t ADD COLUMN x TEXT;",
+    "0003_drop.sql": "DROP TABLE docs;",  # its shadow tables (docs_data, ...) go with it
+}
+
+
+def _fts5() -> bool:
+    try:
+        sqlite3.connect(":memory:").execute("CREATE VIRTUAL TABLE v USING fts5(x)")
+    except sqlite3.Error:
+        return False
+    return True
+
+
 def _migrations(write_migrations: Callable[..., Path], files: dict[str, str]) -> MigrationSet:
     return MigrationSet.from_path(write_migrations(files))
 
@@ -75,12 +90,16 @@ def _same(walked: Schema, real: Schema) -> None:
     assert walked.triggers == real.triggers
 
 
-@pytest.mark.parametrize("history", ["tricky", "example"])
+@pytest.mark.parametrize("history", ["tricky", "virtual", "example"])
 def test_walked_schema_equals_one_database_run(
     history: str, write_migrations: Callable[..., Path], tmp_path: Path
 ) -> None:
     if history == "tricky":
         migrations = _migrations(write_migrations, TRICKY)
+    elif history == "virtual":
+        if not _fts5():
+            pytest.skip("this SQLite has no fts5")
+        migrations = _migrations(write_migrations, VIRTUAL)
     else:
         migrations = MigrationSet.from_path(EXAMPLE / "migrations")
     real = _one_database_schemas(migrations, tmp_path)
@@ -144,3 +163,27 @@ def test_old_queries_are_prepared_against_what_they_reach(
             conn.execute("EXPLAIN SELECT * FROM unrelated")
     finally:
         conn.close()
+
+
+def test_a_view_broken_earlier_fails_a_later_rename_as_on_a_tenant(
+    write_migrations: Callable[..., Path], tmp_path: Path
+) -> None:
+    """SQLite re-checks every view on a rename, so a view an earlier step broke (its table was
+    dropped) makes an unrelated rename fail on every tenant: the walk must fail it too."""
+    files = {
+        "0001_base.sql": "CREATE TABLE a (id INTEGER PRIMARY KEY);\nCREATE TABLE b (id INTEGER PRIMARY KEY);\n"
+        "CREATE TABLE c (id INTEGER PRIMARY KEY);\nCREATE VIEW va AS SELECT id FROM a;",
+        "0002_drop.sql": "DROP TABLE a;",
+        "0003_index.sql": "CREATE INDEX c_id ON c(id);",  # fine: no rename
+        "0004_rename.sql": "ALTER TABLE b RENAME TO bb;",
+    }
+    migrations = _migrations(write_migrations, files)
+    conn = sqlite3.connect(tmp_path / "one.sqlite3", isolation_level=None)
+    with pytest.raises(StepFailure, match="error in view va") as real:
+        run_plan(conn, migrations, migrations.plan(0, 4), UserVersionStore())
+    conn.close()
+    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker.at(3)
+    with pytest.raises(StepFailure, match="error in view va") as walked:
+        walker.apply(migrations.step(4))
+    assert walked.value.step == real.value.step == "0004_rename"

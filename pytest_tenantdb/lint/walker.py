@@ -40,9 +40,20 @@ _REWRITES = re.compile(
     r"\bALTER\s+TABLE\s+(?:\w+\s*\.\s*)?(\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|[\w$]+)\s+(?:RENAME|DROP)\b",
     re.IGNORECASE,
 )
+_VIRTUAL = re.compile(r"\s*CREATE\s+VIRTUAL\s+TABLE\b", re.IGNORECASE)
 _KINDS = ("table", "index", "view", "trigger")
 
 Key = tuple[str, str]  # (kind, name as stored)
+
+
+def _objects(schema: Schema, kind: str) -> dict[str, Any]:
+    objects: dict[str, dict[str, Any]] = {
+        "table": schema.tables,
+        "index": schema.indexes,
+        "view": schema.views,
+        "trigger": schema.triggers,
+    }
+    return objects[kind]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -106,6 +117,9 @@ class Walker:
         self.version = 0
         self.schema = Schema()
         self._trigger_table: dict[str, str] = {}
+        # views and triggers that may be broken (they mention something a step removed): SQLite
+        # re-checks every view and trigger on a rename, so those go into every rename step
+        self._suspects: set[Key] = set()
         self._catalog = _Catalog.empty()
         self._folder = tempfile.TemporaryDirectory(prefix="tenantdb-lint-")
 
@@ -159,6 +173,8 @@ class Walker:
         for statement in step.up:
             words |= _words(statement.sql)
             rewritten |= {_unquote(m) for m in _REWRITES.findall(statement.sql)}
+        if rewritten:
+            words |= {name.lower() for _, name in self._suspects}
         return self._closure(words, rewritten)
 
     def _closure(self, words: set[str], rewritten: set[str]) -> set[Key]:
@@ -174,9 +190,13 @@ class Walker:
             seen.add(key)
             kind, name = key
             if kind == "table":
+                info = self.schema.tables[name]
                 todo += catalog.on_table.get(name.lower(), ())
-                for fk in self.schema.tables[name].foreign_keys:
+                for fk in info.foreign_keys:
                     todo += catalog.by_name.get(fk.ref_table.lower(), ())
+                if _VIRTUAL.match(info.sql):  # its shadow tables (docs_data, docs_idx ... of docs)
+                    prefix = name.lower() + "_"
+                    todo += [k for n, keys in catalog.by_name.items() if n.startswith(prefix) for k in keys]
             elif kind == "index":
                 todo += catalog.by_name.get(self.schema.indexes[name].table.lower(), ())
             else:  # a view or trigger: what it reads and writes
@@ -237,6 +257,7 @@ class Walker:
             conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'").fetchall()
         )
         old = self.schema
+        self._note_suspects(keys, part)
         for key in keys:
             self._catalog.remove(key, self._owner(key))
         # copies, not comprehensions: a dict copy of a large schema is cheap, a Python loop is not
@@ -264,6 +285,23 @@ class Walker:
             for name in made:
                 key = (kind, name)
                 self._catalog.add(key, self._sql(key), self._owner(key))
+
+    def _note_suspects(self, keys: set[Key], part: Schema) -> None:
+        """Views and triggers that mention what this step removed (an object or a column) may be
+        broken now; SQLite re-checks them on every later rename."""
+        old = self.schema
+        gone = {name.lower() for kind, name in keys if name not in _objects(part, kind)}
+        for kind, name in keys:
+            if kind == "table" and name in part.tables:
+                gone |= {c.name.lower() for c in old.tables[name].columns} - {
+                    c.name.lower() for c in part.tables[name].columns
+                }
+        mentioned = {
+            k for word in gone for k in self._catalog.mentions.get(word, ()) if k[0] in ("view", "trigger")
+        }
+        self._suspects = {
+            k for k in self._suspects | mentioned if k not in keys or k[1] in _objects(part, k[0])
+        }
 
     def _owner(self, key: Key) -> str | None:
         kind, name = key
