@@ -7,9 +7,10 @@ table, index, view and trigger). So the walker keeps the schema as a model (a
 step on an in-memory database holding only what the step can touch:
 
 - the objects its statements name, and the indexes and triggers of those tables;
-- what those triggers and views read or write, and the tables their foreign keys point to;
-- for ``ALTER TABLE ... RENAME`` and ``DROP COLUMN``, every object that mentions the table (SQLite
-  rewrites or re-checks them).
+- what those triggers and views read or write, the tables their foreign keys point to, and the
+  shadow tables of a virtual table;
+- for ``ALTER TABLE ... RENAME`` and ``DROP COLUMN``, every object that mentions the table and
+  every view or trigger an earlier step may have broken (SQLite rewrites or re-checks them).
 
 What the step leaves there replaces those objects in the model. Names are matched on the words
 of the SQL text, so an object is sometimes brought along without need, never left out. A Python
