@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,28 @@ def test_a_view_broken_earlier_fails_a_later_rename_as_on_a_tenant(
     with pytest.raises(StepFailure, match="error in view va") as walked:
         walker.apply(migrations.step(4))
     assert walked.value.step == real.value.step == "0004_rename"
+
+
+def test_a_cached_template_is_a_starting_point(write_migrations: Callable[..., Path], tmp_path: Path) -> None:
+    """``--base`` after a long history: the walk starts from the template the plugin cached."""
+    migrations = _migrations(write_migrations, TRICKY)
+    templates = TemplateCache(tmp_path / "cache", migrations, UserVersionStore())
+    real = _one_database_schemas(migrations, tmp_path)
+    templates.schema_template(3)
+    walker = Walker(migrations, templates)
+    _same(walker.at(3), real[3])
+    _same(walker.apply(migrations.step(4)), real[4])  # the lookups were rebuilt from the template
+    _same(walker.apply(migrations.step(5)), real[5])
+
+
+def test_a_schema_that_cannot_be_rebuilt_is_a_step_failure(
+    write_migrations: Callable[..., Path], tmp_path: Path
+) -> None:
+    migrations = _migrations(write_migrations, TRICKY)
+    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker.at(1)
+    broken = replace(walker.schema.tables["posts"], sql="CREATE TABLE posts (")
+    walker.schema = replace(walker.schema, tables={**walker.schema.tables, "posts": broken})
+    with pytest.raises(StepFailure, match="could not be rebuilt") as failure:
+        walker.apply(migrations.step(2))
+    assert failure.value.step == "0002_rename"

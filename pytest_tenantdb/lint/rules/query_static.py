@@ -91,6 +91,8 @@ class Resolver:
     def _problems(self, tree: Any, mapping: Any) -> list[Problem]:
         from sqlglot import exp
 
+        if not isinstance(tree, exp.Query | exp.Insert | exp.Update | exp.Delete):
+            return []  # DDL and the like in app code: nothing of the old schema to resolve
         tree = _without_db(tree)
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         problems: list[Problem] = []
@@ -133,7 +135,8 @@ class Resolver:
 
         aliases: dict[str, str] = {}
         for table in tree.find_all(exp.Table):
-            aliases[(table.alias or table.name).lower()] = table.name.lower()
+            if table.find_ancestor(exp.Select) is None:  # the target and its FROM/USING tables
+                aliases[(table.alias or table.name).lower()] = table.name.lower()
         sources = list(dict.fromkeys(aliases.values()))
         problems: list[Problem] = []
         for column in tree.find_all(exp.Column):
