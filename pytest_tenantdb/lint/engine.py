@@ -208,6 +208,7 @@ def lint_static(
             previous = step.version
             continue
         after, unread = apply_ddl(schema, list(step.up), options.dialect)
+        schemas[step.version] = after
         if step.version > options.since:
             app = queries.for_version(previous) if queries else []
             old_code = [q.sql for q in app] if queries else None
@@ -227,7 +228,6 @@ def lint_static(
                 )
                 for s in unread
             ]
-            schemas[step.version] = after
             if queries is not None:  # old code of the last ``window`` app versions on the new schema
                 seen: set[tuple[str, int]] = set()
                 for app_version in reversed([v for v in schemas if v < step.version][-options.window :]):
@@ -238,7 +238,6 @@ def lint_static(
                     findings += found
                     seen |= {(f.file, f.line) for f in found}
         schema = after
-        schemas[step.version] = after
         previous = step.version
     return findings
 

@@ -4,7 +4,7 @@ Running a long history in one SQLite database costs time quadratic in its length
 re-reads its whole schema after some DDL (every ``ALTER TABLE ... ADD COLUMN`` re-parses every
 table, index, view and trigger). So the walker keeps the schema as a model (a
 :class:`~pytest_tenantdb.schema.Schema`, which holds the SQL text of every object) and runs each
-step on an in-memory database holding only what the step can touch:
+step on a fresh scratch database holding only what the step can touch:
 
 - the objects its statements name, and the indexes and triggers of those tables;
 - what those triggers and views read or write, the tables their foreign keys point to, and the
@@ -206,20 +206,13 @@ class Walker:
         return seen
 
     def _keys(self) -> Iterable[Key]:
-        schema = self.schema
-        yield from (("table", n) for n in schema.tables)
-        yield from (("index", n) for n in schema.indexes)
-        yield from (("view", n) for n in schema.views)
-        yield from (("trigger", n) for n in schema.triggers)
+        for kind in _KINDS:
+            yield from ((kind, name) for name in _objects(self.schema, kind))
 
     def _sql(self, key: Key) -> str:
         kind, name = key
-        schema = self.schema
-        if kind == "table":
-            return schema.tables[name].sql
-        if kind == "index":
-            return schema.indexes[name].sql or ""
-        return (schema.views if kind == "view" else schema.triggers)[name]
+        item = _objects(self.schema, kind)[name]
+        return item if isinstance(item, str) else item.sql or ""
 
     def _materialize(self, keys: set[Key], step: Step | None) -> sqlite3.Connection:
         # A file, not :memory:, so that statements behave as on a tenant (``journal_mode = WAL``
