@@ -71,6 +71,10 @@ def _migrations(write_migrations: Callable[..., Path], files: dict[str, str]) ->
     return MigrationSet.from_path(write_migrations(files))
 
 
+def _walker(migrations: MigrationSet, tmp_path: Path) -> Walker:
+    return Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+
+
 def _one_database_schemas(migrations: MigrationSet, tmp_path: Path) -> dict[int, Schema]:
     """The schema after each version when the whole history runs in one database."""
     conn = sqlite3.connect(tmp_path / "one.sqlite3", isolation_level=None)
@@ -104,7 +108,7 @@ def test_walked_schema_equals_one_database_run(
     else:
         migrations = MigrationSet.from_path(EXAMPLE / "migrations")
     real = _one_database_schemas(migrations, tmp_path)
-    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker = _walker(migrations, tmp_path)
     for step in migrations:
         _same(walker.apply(step), real[step.version])
     if history == "tricky":  # the renames reached every object that mentions the old names
@@ -116,7 +120,7 @@ def test_each_step_runs_on_what_it_touches_only(
     write_migrations: Callable[..., Path], tmp_path: Path
 ) -> None:
     migrations = _migrations(write_migrations, TRICKY)
-    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker = _walker(migrations, tmp_path)
     walker.at(1)
     closure = walker._closure  # the rule under test: which objects a step's scratch database holds
     # posts: its index and trigger, what the trigger writes (audit), the table its FK points to
@@ -143,7 +147,7 @@ def test_a_step_that_breaks_a_view_fails_as_on_a_tenant(
         "0002_drop.sql": "ALTER TABLE t DROP COLUMN a;",
     }
     migrations = _migrations(write_migrations, files)
-    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker = _walker(migrations, tmp_path)
     walker.at(1)
     with pytest.raises(StepFailure, match="no such column: a"):
         walker.apply(migrations.step(2))
@@ -154,7 +158,7 @@ def test_old_queries_are_prepared_against_what_they_reach(
     write_migrations: Callable[..., Path], tmp_path: Path
 ) -> None:
     migrations = _migrations(write_migrations, TRICKY)
-    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker = _walker(migrations, tmp_path)
     walker.at(1)
     conn = walker.database(["SELECT name, title FROM user_posts", "INSERT INTO posts (title) VALUES (?)"])
     try:
@@ -183,7 +187,7 @@ def test_a_view_broken_earlier_fails_a_later_rename_as_on_a_tenant(
     with pytest.raises(StepFailure, match="error in view va") as real:
         run_plan(conn, migrations, migrations.plan(0, 4), UserVersionStore())
     conn.close()
-    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker = _walker(migrations, tmp_path)
     walker.at(3)
     with pytest.raises(StepFailure, match="error in view va") as walked:
         walker.apply(migrations.step(4))
@@ -206,7 +210,7 @@ def test_a_schema_that_cannot_be_rebuilt_is_a_step_failure(
     write_migrations: Callable[..., Path], tmp_path: Path
 ) -> None:
     migrations = _migrations(write_migrations, TRICKY)
-    walker = Walker(migrations, TemplateCache(tmp_path / "cache", migrations, UserVersionStore()))
+    walker = _walker(migrations, tmp_path)
     walker.at(1)
     broken = replace(walker.schema.tables["posts"], sql="CREATE TABLE posts (")
     walker.schema = replace(walker.schema, tables={**walker.schema.tables, "posts": broken})

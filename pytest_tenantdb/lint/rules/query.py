@@ -69,6 +69,18 @@ def missing_not_null(sql: str, schema: Schema, dialect: str = "sqlite") -> list[
     ]
 
 
+def new_not_null(sql: str, old: Schema, new: Schema, dialect: str = "sqlite") -> str | None:
+    """The TDB202 message when an INSERT leaves out NOT NULL columns that ``old`` did not have."""
+    missing = set(missing_not_null(sql, new, dialect)) - set(missing_not_null(sql, old, dialect))
+    return f"the INSERT leaves out NOT NULL column(s) {sorted(missing)} without default" if missing else None
+
+
+def query_finding(code: str, message: str, query: Query, app_version: int, step: Step) -> Finding:
+    """A finding on an old query, naming its app version and the step that breaks it."""
+    text = f"{message} (app version {app_version}, query {query.name}; broken by step {step.label})"
+    return finding(code, text, query.path, query.line, step.label, query.sql)
+
+
 def lint_queries(
     queries: list[Query],
     old: sqlite3.Connection,
@@ -82,8 +94,7 @@ def lint_queries(
     findings = []
 
     def report(code: str, message: str, query: Query) -> None:
-        text = f"{message} (app version {app_version}, query {query.name}; broken by step {step.label})"
-        findings.append(finding(code, text, query.path, query.line, step.label, query.sql))
+        findings.append(query_finding(code, message, query, app_version, step))
 
     for query in queries:
         if _prepare(old, query.sql) is not None:
@@ -93,11 +104,8 @@ def lint_queries(
             code = "TDB203" if "ambiguous" in error else "TDB201"
             report(code, error, query)
             continue
-        missing = set(missing_not_null(query.sql, new_schema)) - set(missing_not_null(query.sql, old_schema))
-        if missing:
-            report(
-                "TDB202", f"the INSERT leaves out NOT NULL column(s) {sorted(missing)} without default", query
-            )
+        if (message := new_not_null(query.sql, old_schema, new_schema)) is not None:
+            report("TDB202", message, query)
         if "*" in query.sql and query.sql.lstrip().upper().startswith(("SELECT", "WITH")):
             before, after = _columns(old, query.sql), _columns(new, query.sql)
             if before is not None and after is not None and before != after:

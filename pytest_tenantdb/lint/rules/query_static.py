@@ -15,8 +15,7 @@ import re
 from typing import Any
 
 from pytest_tenantdb.lint.findings import Finding
-from pytest_tenantdb.lint.rules import finding
-from pytest_tenantdb.lint.rules.query import missing_not_null
+from pytest_tenantdb.lint.rules.query import new_not_null, query_finding
 from pytest_tenantdb.migrations import Step
 from pytest_tenantdb.queries import Query
 from pytest_tenantdb.schema import Schema
@@ -211,8 +210,7 @@ def lint_queries_static(
     findings = []
 
     def report(code: str, message: str, query: Query) -> None:
-        text = f"{message} (app version {app_version}, query {query.name}; broken by step {step.label})"
-        findings.append(finding(code, text, query.path, query.line, step.label, query.sql))
+        findings.append(query_finding(code, message, query, app_version, step))
 
     for query in queries:
         try:
@@ -232,13 +230,8 @@ def lint_queries_static(
             report(code, message, query)
         if problems:
             continue
-        missing = set(missing_not_null(query.sql, new.schema, new.dialect)) - set(
-            missing_not_null(query.sql, old.schema, old.dialect)
-        )
-        if missing:
-            report(
-                "TDB202", f"the INSERT leaves out NOT NULL column(s) {sorted(missing)} without default", query
-            )
+        if (not_null := new_not_null(query.sql, old.schema, new.schema, new.dialect)) is not None:
+            report("TDB202", not_null, query)
         if any(True for _ in tree.find_all(sqlglot.exp.Star)):
             before, after = old.output(tree), new.output(tree)
             if before is not None and after is not None and before != after:
