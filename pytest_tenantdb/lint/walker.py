@@ -47,6 +47,42 @@ _KINDS = ("table", "index", "view", "trigger")
 Key = tuple[str, str]  # (kind, name as stored)
 
 
+def _broken_on_arrival(
+    conn: sqlite3.Connection, old: Schema, part: Schema, triggers: dict[str, str]
+) -> set[Key]:
+    """New or changed views and triggers that do not compile (SQLite creates a view over a
+    missing column without complaint, then refuses every later rename)."""
+    broken: set[Key] = set()
+    for name, sql in part.views.items():
+        if old.views.get(name) != sql and _fails(conn, f'SELECT * FROM "{_quoted(name)}" LIMIT 0'):
+            broken.add(("view", name))
+    changed = [n for n, sql in part.triggers.items() if old.triggers.get(n) != sql]
+    for table in {triggers[n] for n in changed if n in triggers}:
+        columns = ", ".join(f'"{_quoted(c.name)}" = "{_quoted(c.name)}"' for c in _columns(part, table))
+        quoted = _quoted(table)
+        writes = [f'INSERT INTO "{quoted}" DEFAULT VALUES', f'DELETE FROM "{quoted}"']
+        writes += [f'UPDATE "{quoted}" SET {columns}'] if columns else []
+        if any(_fails(conn, f"EXPLAIN {sql}") for sql in writes):  # compiles the table's triggers
+            broken |= {("trigger", n) for n in changed if triggers.get(n) == table}
+    return broken
+
+
+def _columns(schema: Schema, table: str) -> tuple[Any, ...]:
+    return schema.tables[table].columns if table in schema.tables else ()
+
+
+def _quoted(name: str) -> str:
+    return name.replace('"', '""')
+
+
+def _fails(conn: sqlite3.Connection, sql: str) -> bool:
+    try:
+        conn.execute(sql).fetchall()
+    except sqlite3.Error:
+        return True
+    return False
+
+
 def _objects(schema: Schema, kind: str) -> dict[str, Any]:
     objects: dict[str, dict[str, Any]] = {
         "table": schema.tables,
@@ -252,6 +288,7 @@ class Walker:
         )
         old = self.schema
         self._note_suspects(keys, part)
+        self._suspects |= _broken_on_arrival(conn, old, part, triggers)
         for key in keys:
             self._catalog.remove(key, self._owner(key))
         # copies, not comprehensions: a dict copy of a large schema is cheap, a Python loop is not
