@@ -10,7 +10,8 @@ step on a fresh scratch database holding only what the step can touch:
 - what those triggers and views read or write, the tables their foreign keys point to, and the
   shadow tables of a virtual table;
 - for ``ALTER TABLE ... RENAME`` and ``DROP COLUMN``, every object that mentions the table and
-  every view or trigger an earlier step may have broken (SQLite rewrites or re-checks them).
+  every view or trigger that is or may be broken: created over a missing name, or mentioning
+  something a step removed (SQLite rewrites or re-checks them all).
 
 What the step leaves there replaces those objects in the model. Names are matched on the words
 of the SQL text, so an object is sometimes brought along without need, never left out. A Python
