@@ -1,6 +1,6 @@
 """The ``tenantdb`` command: thin, it parses arguments and calls ``fleet/`` and ``migrations/``.
 
-Exit codes: 0 done, 1 tenants failed (``migrate``), 2 usage or input error.
+Exit codes: 0 done (``check``: no finding), 1 findings (``check``), 2 usage or input error.
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     from pytest_tenantdb.fleet.report import FleetReport
     from pytest_tenantdb.migrations import MigrationSet
 
-DEMO_MIX = {"head": 0.45, "head-1": 0.25, "head-2": 0.15, "head-5": 0.1, "oldest": 0.05}
+DEMO_MIX: dict[int | str, float] = {
+    "head": 0.45,
+    "head-1": 0.25,
+    "head-2": 0.15,
+    "head-5": 0.1,
+    "oldest": 0.05,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,7 +141,8 @@ def _check(args: argparse.Namespace) -> int:
         return 0
     baseline = args.baseline or project.baseline
     if baseline is not None:
-        findings = [f for f in findings if fingerprint(f, root) not in read_baseline(baseline)]
+        known = read_baseline(baseline)
+        findings = [f for f in findings if fingerprint(f, root) not in known]
     print(FORMATS[args.format](findings))
     return 1 if findings else 0
 
@@ -183,7 +190,7 @@ def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationS
     templates = TemplateCache(workdir / "templates", migrations, version_store(args.versioning))
     builder = FleetBuilder(workdir / "tenants", templates, seed=args.seed, workers=args.workers)
     with console.status(f"building {args.count} tenants from templates..."):
-        fleet = builder.build(args.count, {k: v for k, v in DEMO_MIX.items()})
+        fleet = builder.build(args.count, DEMO_MIX)
     console.print(
         f"built {len(fleet)} fake tenants in {workdir / 'tenants'}: versions {dict(sorted(fleet.created_versions().items()))}"
     )

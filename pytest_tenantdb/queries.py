@@ -66,6 +66,7 @@ class QueryFolder:
             raise MigrationSetError(f"queries folder {folder} does not exist")
         self.folder = folder
         self.files: dict[int, Path] = {}
+        self._loaded: dict[int, list[Query]] = {}  # a file is read once, not once per step
         for file in sorted(folder.iterdir()):
             match = _FILE.match(file.name)
             if match:
@@ -81,7 +82,12 @@ class QueryFolder:
     def for_version(self, version: int) -> list[Query]:
         """The queries app version ``version`` runs (newest file numbered <= version)."""
         usable = [v for v in self.files if v <= version]
-        return load_query_file(self.files[max(usable)]) if usable else []
+        if not usable:
+            return []
+        newest = max(usable)
+        if newest not in self._loaded:
+            self._loaded[newest] = load_query_file(self.files[newest])
+        return list(self._loaded[newest])
 
 
 _SQL_SHAPE = re.compile(

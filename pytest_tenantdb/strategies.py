@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from pytest_tenantdb.errors import ConfigError
 from pytest_tenantdb.fleet.seeding import value_kind
 from pytest_tenantdb.schema import Column, ColumnCheck, Schema, Table
+from pytest_tenantdb.versioning import TABLE
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EDGE_TEXT = (
@@ -292,7 +293,7 @@ def tenant_data(
     *,
     max_rows: int = 6,
     overrides: Mapping[str, st.SearchStrategy[object]] | None = None,
-    skip_tables: tuple[str, ...] = ("schema_migrations",),
+    skip_tables: tuple[str, ...] = (TABLE,),
 ) -> st.SearchStrategy[TenantData]:
     """A whole tenant's data valid for ``schema``; tables filled in foreign-key order.
 
@@ -301,9 +302,9 @@ def tenant_data(
     if max_rows < 0:
         raise ConfigError(f"max_rows must be >= 0, got {max_rows}")
     order = [name for name in schema.insert_order() if name not in skip_tables]
+    uniques = {name: _unique_indexes(schema, name) for name in order}  # once, not per example
     tables = {
-        name: _rows_strategy(schema.tables[name], max_rows, overrides or {}, _unique_indexes(schema, name))
-        for name in order
+        name: _rows_strategy(schema.tables[name], max_rows, overrides or {}, uniques[name]) for name in order
     }
 
     @st.composite
@@ -313,7 +314,7 @@ def tenant_data(
         for name in order:
             table = schema.tables[name]
             start = draw(st.sampled_from(ROWID_STARTS)) if table.rowid_alias else 0
-            rows = _resolve(table, draw(tables[name]), start, keys, _unique_indexes(schema, name))
+            rows = _resolve(table, draw(tables[name]), start, keys, uniques[name])
             data.rows[name] = rows
             pk = table.primary_key
             if len(pk) == 1:
@@ -334,8 +335,9 @@ def rows(
     if table not in schema.tables:
         raise ConfigError(f"schema has no table {table!r}; tables: {sorted(schema.tables)}")
     info = schema.tables[table]
-    strategy = _rows_strategy(info, max_rows, overrides or {}, _unique_indexes(schema, table))
-    return strategy.map(lambda drawn: _resolve(info, drawn, 1, {}, _unique_indexes(schema, table)))
+    uniques = _unique_indexes(schema, table)
+    strategy = _rows_strategy(info, max_rows, overrides or {}, uniques)
+    return strategy.map(lambda drawn: _resolve(info, drawn, 1, {}, uniques))
 
 
 def fleet_data(
@@ -345,11 +347,12 @@ def fleet_data(
     if not schemas:
         raise ConfigError("fleet_data needs at least one schema version")
     versions = sorted(schemas)
+    per_version = {v: tenant_data(schemas[v], max_rows=max_rows) for v in versions}  # built once
 
     @st.composite
     def one(draw: st.DrawFn) -> tuple[int, TenantData]:
         version = draw(st.sampled_from(versions))
-        return version, draw(tenant_data(schemas[version], max_rows=max_rows))
+        return version, draw(per_version[version])
 
     return st.lists(one(), min_size=1, max_size=max_tenants)
 

@@ -170,6 +170,10 @@ def test_lock_is_written_when_missing_and_updated_on_request(pytester: pytest.Py
     project.runpytest("-q", "-k", "history").assert_outcomes(passed=1)
     (project.path / "tenantdb.lock").write_text("garbage line\n")
     project.runpytest("-q", "-k", "history").assert_outcomes(failed=1)
+    (project.path / "tenantdb.lock").write_bytes(b"0001 a \xff\xfe\n")  # not UTF-8: said, not a traceback
+    result = project.runpytest("-q", "-k", "history")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*cannot read the lock file*restore it from git*"])
 
 
 def test_checks_are_off_unless_asked(pytester: pytest.Pytester) -> None:

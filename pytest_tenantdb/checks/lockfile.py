@@ -28,7 +28,11 @@ def write_lock(path: Path, migrations: MigrationSet) -> None:
 def read_lock(path: Path) -> dict[int, tuple[str, str]]:
     """``{version: (name, checksum)}`` from a lock file."""
     locked: dict[int, tuple[str, str]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the lock file ({exc}); restore it from git") from exc
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split()

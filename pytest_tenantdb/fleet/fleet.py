@@ -328,10 +328,9 @@ class FleetBuilder:
                 raise ConfigError(f"snapshot {file} does not exist")
             path = directory / f"{tenant_id}.sqlite3"
             shutil.copyfile(file, path)
-            for suffix in ("-wal",):
-                side = file.with_name(file.name + suffix)
-                if side.exists():
-                    shutil.copyfile(side, path.with_name(path.name + suffix))
+            wal = file.with_name(file.name + "-wal")  # committed pages not yet checkpointed
+            if wal.exists():
+                shutil.copyfile(wal, path.with_name(path.name + "-wal"))
             tenants.append(Tenant(tenant_id, path, _safe_version(path, self.templates.store), "snapshot"))
         return self._fleet(tenants)
 

@@ -139,5 +139,5 @@ def _read(path: Path) -> str:
 def _list(table: dict[str, object], key: str) -> list[object]:
     value = table.get(key, [])
     if not isinstance(value, list):
-        raise ConfigError(f"[tool.tenantdb] {key} must be a list of rule codes, got {value!r}")
+        raise ConfigError(f"[tool.tenantdb] {key} must be a list, got {value!r}")
     return value

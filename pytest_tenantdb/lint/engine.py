@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from pytest_tenantdb.errors import StepFailure, TemplateBuildError
+from pytest_tenantdb.errors import StepFailure
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.findings import Finding
-from pytest_tenantdb.lint.rules import RULES
+from pytest_tenantdb.lint.rules import RULES, finding
 from pytest_tenantdb.lint.rules.migration import lint_step
 from pytest_tenantdb.lint.rules.query import lint_queries
 from pytest_tenantdb.lint.walker import IGNORED, Walker
@@ -47,9 +47,7 @@ def lint_project(
     options: LintOptions,
 ) -> list[Finding]:
     if options.dialect != "sqlite":
-        return _with_severity(
-            [f for f in lint_static(migrations, queries, options) if _wanted(f, options)], options
-        )
+        return _selected(lint_static(migrations, queries, options), options)
     findings: list[Finding] = []
     previous = 0
     cache = templates.directory.parent / "findings"
@@ -78,7 +76,7 @@ def lint_project(
                 findings += [
                     f for f in lint_step(step, before, before, old_code) if f.code in _STATEMENT_RULES
                 ]
-                findings.append(_step_fails(step, TemplateBuildError(str(exc)), exc))
+                findings.append(_step_fails(step, exc))
                 break
             findings += lint_step(step, before, after, old_code)
             if old is not None:
@@ -94,7 +92,7 @@ def lint_project(
                 )
             _store(cache / f"{key}.json", findings[step_start:])
         previous = step.version
-    return _with_severity([f for f in findings if _wanted(f, options)], options)
+    return _selected(findings, options)
 
 
 @functools.cache
@@ -162,9 +160,19 @@ def _store(path: Path, findings: list[Finding]) -> None:
     partial.replace(path)
 
 
-def _with_severity(findings: list[Finding], options: LintOptions) -> list[Finding]:
+def _selected(findings: list[Finding], options: LintOptions) -> list[Finding]:
+    """The findings the options want (rules selected, not ignored, not silenced inline), with the
+    configured severities."""
     overrides = dict(options.severity)
-    return [replace(f, severity=overrides.get(f.code, f.severity)) for f in findings]
+    lines: dict[str, list[str]] = {}  # each file read once, however many findings it has
+    return [
+        replace(f, severity=overrides.get(f.code, f.severity))
+        for f in findings
+        if overrides.get(f.code) != "off"
+        and f.code not in options.ignore
+        and (not options.select or f.code in options.select)
+        and f.code not in _inline_ignores(f, lines)
+    ]
 
 
 def lint_static(
@@ -190,20 +198,8 @@ def lint_static(
 
     for step in migrations:
         if not isinstance(step, SqlStep):
-            rule = RULES["TDB001"]
-            findings.append(
-                Finding(
-                    "TDB001",
-                    rule.severity,
-                    f"a Python step cannot be modelled statically for {options.dialect}; "
-                    "its schema changes are not checked",
-                    str(step.path),
-                    1,
-                    step.label,
-                    "",
-                    rule.alternative,
-                )
-            )
+            message = f"a Python step cannot be modelled statically for {options.dialect}; its schema changes are not checked"
+            findings.append(finding("TDB001", message, step.path, 1, step.label))
             schemas[step.version] = schema
             previous = step.version
             continue
@@ -214,17 +210,14 @@ def lint_static(
             old_code = [q.sql for q in app] if queries else None
             findings += lint_step(step, schema, after, old_code, options.dialect)
             findings += lint_postgres_step(step, schema)
-            rule = RULES["TDB001"]
             findings += [
-                Finding(
+                finding(
                     "TDB001",
-                    rule.severity,
                     "this statement could not be modelled, so it was not checked",
-                    str(step.path),
+                    step.path,
                     s.line,
                     step.label,
                     s.sql,
-                    rule.alternative,
                 )
                 for s in unread
             ]
@@ -242,23 +235,16 @@ def lint_static(
     return findings
 
 
-def _step_fails(step: Step, exc: TemplateBuildError, cause: BaseException | None = None) -> Finding:
-    rule = RULES["TDB002"]
-    cause = cause or exc.__cause__
-    if isinstance(cause, StepFailure):
-        number = cause.location.rsplit(":", 1)[-1]
-        line = int(number) if number.isdigit() else 1
-        return Finding(
-            "TDB002",
-            rule.severity,
-            f"the step fails on an empty database: {cause.error}",
-            str(step.path),
-            line,
-            step.label,
-            cause.statement or "",
-            rule.alternative,
-        )
-    return Finding("TDB002", rule.severity, str(exc), str(step.path), 1, step.label, "", rule.alternative)
+def _step_fails(step: Step, failure: StepFailure) -> Finding:
+    number = failure.location.rsplit(":", 1)[-1]
+    return finding(
+        "TDB002",
+        f"the step fails on an empty database: {failure.error}",
+        step.path,
+        int(number) if number.isdigit() else 1,
+        step.label,
+        failure.statement or "",
+    )
 
 
 def _schema(path: Path, previous: Schema | None = None) -> Schema:
@@ -270,22 +256,15 @@ def _schema(path: Path, previous: Schema | None = None) -> Schema:
         conn.close()
 
 
-def _wanted(finding: Finding, options: LintOptions) -> bool:
-    if dict(options.severity).get(finding.code) == "off":
-        return False
-    if finding.code in options.ignore or (options.select and finding.code not in options.select):
-        return False
-    return finding.code not in _inline_ignores(finding)
-
-
-def _inline_ignores(finding: Finding) -> set[str]:
+def _inline_ignores(found: Finding, lines: dict[str, list[str]]) -> set[str]:
     """Codes ignored by comments on the finding's line, the line above, or inside its statement."""
-    try:
-        lines = Path(finding.file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return set()
-    span = finding.statement.count("\n") + 1 if finding.statement else 1
-    window: Iterable[str] = lines[max(0, finding.line - 2) : finding.line - 1 + span]
+    if found.file not in lines:
+        try:
+            lines[found.file] = Path(found.file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines[found.file] = []
+    span = found.statement.count("\n") + 1 if found.statement else 1
+    window: Iterable[str] = lines[found.file][max(0, found.line - 2) : found.line - 1 + span]
     codes: set[str] = set()
     for line in window:
         for match in _IGNORE.finditer(line):

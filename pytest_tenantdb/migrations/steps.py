@@ -141,6 +141,7 @@ class PythonStep(Step):
             source,
             has_down_function=callable(getattr(module, "down", None)),
             transactional=bool(getattr(module, "TRANSACTIONAL", True)),
+            _module=step._module,  # already imported: not a second time at the first run
         )
 
     def module(self) -> ModuleType:

@@ -15,7 +15,7 @@ from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.lint.rules import finding
 from pytest_tenantdb.migrations import SqlStep, Step
 from pytest_tenantdb.migrations.statements import Statement
-from pytest_tenantdb.schema import ColumnCheck, Schema, parse_check
+from pytest_tenantdb.schema import Column, ColumnCheck, Schema, parse_check
 
 _NO_TRANSACTION = re.compile(r"^\s*(VACUUM\b|PRAGMA\s+(\w+\.)?(journal_mode|foreign_keys)\b)", re.IGNORECASE)
 
@@ -303,12 +303,9 @@ def _column_changes(
     report: Callable[[str, str, Statement | None], None],
     where: Callable[..., Statement | None],
     table: str,
-    old: object,
-    new: object,
+    old: Column,
+    new: Column,
 ) -> None:
-    from pytest_tenantdb.schema import Column
-
-    assert isinstance(old, Column) and isinstance(new, Column)
     if new.notnull and not old.notnull and not new.pk:
         report("TDB106", f"{table}.{new.name} becomes NOT NULL", where(table, new.name))
     if old.type.upper() != new.type.upper():
