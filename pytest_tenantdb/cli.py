@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_tenantdb.errors import TenantDBError
+from pytest_tenantdb.settings import STORES
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("code")
 
     versions = sub.add_parser("versions", help="list the steps of a migrations directory")
-    versions.add_argument("migrations", type=Path)
+    versions.add_argument(
+        "migrations", help="a folder of steps, an Alembic folder or alembic.ini, django:APP[,APP] or module:attribute"
+    )
 
     demo = sub.add_parser("demo", help="build a mixed-version fleet from a project and migrate it")
     demo.add_argument("project", type=Path, help="folder with migrations/ and optionally snapshots/")
@@ -67,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--workdir", type=Path, help="where tenant files go (default: a temp dir, removed after)"
     )
-    demo.add_argument("--versioning", choices=["user_version", "table"], default="user_version")
+    demo.add_argument("--versioning", choices=list(STORES), default="auto")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -147,19 +150,19 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-def _versions(console: Console, path: Path) -> int:
+def _versions(console: Console, spec: str) -> int:
     from rich.table import Table
 
     from pytest_tenantdb.migrations import MigrationSet
 
-    migrations = MigrationSet.from_path(path)
-    table = Table(title=f"{path}: head {migrations.head}, checksum {migrations.checksum[:12]}")
+    migrations = MigrationSet.from_path(spec)
+    table = Table(title=f"{migrations.origin}: head {migrations.head}, checksum {migrations.checksum[:12]}")
     for column in ("version", "step", "kind", "down", "transaction", "checksum"):
         table.add_column(column)
     for step in migrations:
         table.add_row(
             str(step.version),
-            step.name,
+            step.ident or step.name,
             type(step).__name__,
             "yes" if step.has_down else "no",
             "yes" if step.transactional else "no",
@@ -187,7 +190,7 @@ def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationS
     from pytest_tenantdb.fleet.templates import TemplateCache
     from pytest_tenantdb.versioning import version_store
 
-    templates = TemplateCache(workdir / "templates", migrations, version_store(args.versioning))
+    templates = TemplateCache(workdir / "templates", migrations, version_store(args.versioning, migrations))
     builder = FleetBuilder(workdir / "tenants", templates, seed=args.seed, workers=args.workers)
     with console.status(f"building {args.count} tenants from templates..."):
         fleet = builder.build(args.count, DEMO_MIX)

@@ -6,6 +6,7 @@ everything is imported inside the fixtures that need it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     try:
         from pytest_tenantdb.migrations import MigrationSet
 
-        version = MigrationSet.from_path(Settings.from_config(config).migrations).head
+        settings = Settings.from_config(config)
+        version = MigrationSet.from_path(settings.migrations, base=settings.base or None).head
     except TenantDBError:
         version = 0
     recorder.save(path, version)
@@ -139,8 +141,9 @@ def pytest_collection_modifyitems(
 class TenantDBFactory:
     """Session-wide: loads migration sets and template caches once (like pytest's TempPathFactory)."""
 
-    def __init__(self, settings: Settings, cache_dir: Path, scratch_dir: Path) -> None:
+    def __init__(self, settings: Settings, cache_dir: Path, scratch_dir: Path, root: Path | None = None) -> None:
         self.settings = settings
+        self.root = root
         self.cache_dir = cache_dir
         self.scratch_dir = scratch_dir
         self._sets: dict[Path, MigrationSet] = {}
@@ -154,14 +157,16 @@ class TenantDBFactory:
         cache_dir = (
             Path(cache.mkdir("tenantdb")) / "templates" if cache is not None else scratch / "templates"
         )
-        return cls(settings, cache_dir, scratch)
+        return cls(settings, cache_dir, scratch, Path(config.rootpath))
 
     def migrations(self, path: Path) -> MigrationSet:
         from pytest_tenantdb.migrations import MigrationSet
 
         path = path.resolve()
         if path not in self._sets:
-            self._sets[path] = MigrationSet.from_path(path)
+            if self.settings.django_settings:
+                os.environ["DJANGO_SETTINGS_MODULE"] = self.settings.django_settings
+            self._sets[path] = MigrationSet.from_path(path, base=self.settings.base or None, root=self.root)
         return self._sets[path]
 
     def templates(self, settings: Settings) -> TemplateCache:
@@ -170,10 +175,11 @@ class TenantDBFactory:
 
         key = (settings.migrations.resolve(), settings.versioning)
         if key not in self._caches:
+            migrations = self.migrations(settings.migrations)
             self._caches[key] = TemplateCache(
                 self.cache_dir,
-                self.migrations(settings.migrations),
-                version_store(settings.versioning),
+                migrations,
+                version_store(settings.versioning, migrations),
                 scratch=self.scratch_dir,
             )
         return self._caches[key]

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     import pytest
 
 
+STORES = ("auto", "user_version", "table", "alembic", "django")  # versioning.py implements them
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its ini name (``tenantdb_<name>``), flag (``--tenantdb-<name>``) and default."""
@@ -48,8 +51,19 @@ def _bool(raw: object) -> bool:
 _bool.__name__ = "true or false"
 
 OPTIONS: tuple[Option, ...] = (
-    Option("migrations", "migrations directory, relative to the rootdir", "migrations"),
-    Option("versioning", "where tenants record their version: user_version or table", "user_version"),
+    Option(
+        "migrations",
+        "migrations: a folder of steps, an Alembic folder or alembic.ini, django:APP[,APP] or "
+        "module:attribute (paths relative to the rootdir)",
+        "migrations",
+    ),
+    Option(
+        "versioning",
+        "where tenants record their version: auto (the source's own), user_version, table, alembic or django",
+        "auto",
+    ),
+    Option("base", "code run before step 1: module:function(conn) or an .sql file (e.g. create_all)", ""),
+    Option("django_settings", "Django settings module for django: migrations (else DJANGO_SETTINGS_MODULE)", ""),
     Option("workers", "worker processes for fleet.migrate()", "1", int),
     Option("seed", "seed for fake tenant data", "0", int),
     Option("variants", "distinct seeded templates per version and size class", "2", int),
@@ -73,7 +87,7 @@ class Settings:
     """The resolved settings of a run (or of one test, after its marker)."""
 
     migrations: Path
-    versioning: str = "user_version"
+    versioning: str = "auto"
     workers: int = 1
     seed: int = 0
     variants: int = 2
@@ -88,12 +102,12 @@ class Settings:
     max_rows: int = 5
     app_modules: str = ""
     recorded: Path | None = None
+    base: str = ""
+    django_settings: str = ""
 
     def __post_init__(self) -> None:
-        if self.versioning not in ("user_version", "table"):
-            raise ConfigError(
-                f"tenantdb_versioning must be 'user_version' or 'table', not {self.versioning!r}"
-            )
+        if self.versioning not in STORES:
+            raise ConfigError(f"tenantdb_versioning must be one of {list(STORES)}, not {self.versioning!r}")
         for name in ("workers", "variants"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"tenantdb_{name} must be at least 1, got {getattr(self, name)}")

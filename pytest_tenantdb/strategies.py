@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from pytest_tenantdb.errors import ConfigError
 from pytest_tenantdb.fleet.seeding import value_kind
 from pytest_tenantdb.schema import Column, ColumnCheck, Schema, Table
-from pytest_tenantdb.versioning import TABLE
+from pytest_tenantdb.versioning import TABLES
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EDGE_TEXT = (
@@ -293,7 +293,7 @@ def tenant_data(
     *,
     max_rows: int = 6,
     overrides: Mapping[str, st.SearchStrategy[object]] | None = None,
-    skip_tables: tuple[str, ...] = (TABLE,),
+    skip_tables: tuple[str, ...] = TABLES,
 ) -> st.SearchStrategy[TenantData]:
     """A whole tenant's data valid for ``schema``; tables filled in foreign-key order.
 

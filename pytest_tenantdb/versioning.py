@@ -1,8 +1,11 @@
 """Where a tenant database records its schema version.
 
-``user_version`` (``PRAGMA user_version``) is the default; ``table`` keeps a
-``schema_migrations`` table (version, name, checksum, applied_at) as many migration tools do.
-Both read databases made outside the plugin: no table or a zero pragma means version 0.
+``user_version`` (``PRAGMA user_version``) is the default for folders of steps; ``table`` keeps a
+``schema_migrations`` table (version, name, checksum, applied_at) as many migration tools do;
+``alembic`` and ``django`` keep ``alembic_version`` and ``django_migrations`` exactly as those
+tools do, and are the default for their sources (``auto``), so a tenant file the real app made is
+read right and the real app accepts a tenant the fleet migrator moved. All read databases made
+outside the plugin: no table or a zero pragma means version 0.
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from pytest_tenantdb.errors import ConfigError
-from pytest_tenantdb.migrations import Direction, Step
+from pytest_tenantdb.errors import ConfigError, TenantDatabaseError
+from pytest_tenantdb.migrations import Direction, MigrationSet, Step
+from pytest_tenantdb.settings import STORES
 
-VersioningName = Literal["user_version", "table"]
+VersioningName = Literal["user_version", "table", "alembic", "django"]
 TABLE = "schema_migrations"
+ALEMBIC_TABLE = "alembic_version"
+DJANGO_TABLE = "django_migrations"
+TABLES = (TABLE, ALEMBIC_TABLE, DJANGO_TABLE)  # bookkeeping, not part of an app's schema
 
 
 class VersionStore(Protocol):
@@ -68,10 +75,115 @@ class TableStore:
             conn.execute(f"DELETE FROM {TABLE} WHERE version = ?", (step.version,))
 
 
-def version_store(name: str) -> VersionStore:
-    """The store called ``name`` (``user_version`` or ``table``)."""
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return bool(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone())
+
+
+def _empty_version(migrations: MigrationSet) -> int:
+    """The version of a database whose tool table exists but lists nothing: the base step if the
+    set has one (it creates the table), else the empty database."""
+    return 1 if migrations.versions and migrations[0].name == "base" and not migrations[0].ident.count(":") else 0
+
+
+class AlembicStore:
+    """``alembic_version``: one row per head of the revisions applied, as Alembic keeps it."""
+
+    name: VersioningName = "alembic"
+
+    def __init__(self, migrations: MigrationSet) -> None:
+        self.migrations = migrations
+        self._position = {s.name: s.version for s in migrations if s.ident.startswith("alembic:")}
+
+    def heads(self, version: int) -> set[str]:
+        """The revisions Alembic lists once every step up to ``version`` is applied."""
+        applied = [s for s in self.migrations if s.version <= version and s.ident.startswith("alembic:")]
+        below = {down for s in applied for down in getattr(s, "down_revisions", ())}
+        return {s.name for s in applied} - below
+
+    def read(self, conn: sqlite3.Connection) -> int:
+        if not _has_table(conn, ALEMBIC_TABLE):
+            return 0
+        rows = {str(r[0]) for r in conn.execute(f"SELECT version_num FROM {ALEMBIC_TABLE}")}
+        if not rows:
+            return _empty_version(self.migrations)
+        unknown = sorted(rows - set(self._position))
+        if unknown:
+            raise TenantDatabaseError(
+                f"{ALEMBIC_TABLE} lists revision(s) {unknown} that {self.migrations.origin} does not have "
+                "(a newer release, or another project's database?)"
+            )
+        version = max(self._position[r] for r in rows)
+        if self.heads(version) != rows:
+            raise TenantDatabaseError(
+                f"{ALEMBIC_TABLE} lists {sorted(rows)}, which is not a state of the history in the order "
+                f"tenantdb runs it (expected {sorted(self.heads(version))} at {self.migrations.step(version).label}); "
+                "upgrade this tenant with Alembic to a merge point first."
+            )
+        return version
+
+    def record(self, conn: sqlite3.Connection, step: Step, direction: Direction, version: int) -> None:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {ALEMBIC_TABLE} (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+        heads = self.heads(version)
+        current = {str(r[0]) for r in conn.execute(f"SELECT version_num FROM {ALEMBIC_TABLE}")}
+        if current != heads:
+            conn.execute(f"DELETE FROM {ALEMBIC_TABLE}")
+            conn.executemany(f"INSERT INTO {ALEMBIC_TABLE} (version_num) VALUES (?)", [(h,) for h in sorted(heads)])
+
+
+class DjangoStore:
+    """``django_migrations``: one row per applied migration, as Django's recorder keeps it."""
+
+    name: VersioningName = "django"
+
+    def __init__(self, migrations: MigrationSet) -> None:
+        self.migrations = migrations
+        self._keys = [
+            (s.version, getattr(s, "app", None), getattr(s, "migration_name", None)) for s in migrations
+        ]
+
+    def read(self, conn: sqlite3.Connection) -> int:
+        """The last step of the longest run of applied migrations from the start (Django skips
+        a migration it lists as applied, so later ones applied out of order are no problem)."""
+        if not _has_table(conn, DJANGO_TABLE):
+            return 0
+        applied = set(conn.execute(f"SELECT app, name FROM {DJANGO_TABLE}").fetchall())
+        version = _empty_version(self.migrations)
+        for step_version, app, name in self._keys:
+            if app is None:
+                continue  # the base step: applied when the table is there
+            if (app, name) not in applied:
+                break
+            version = step_version
+        return version
+
+    def record(self, conn: sqlite3.Connection, step: Step, direction: Direction, version: int) -> None:
+        app, name = getattr(step, "app", None), getattr(step, "migration_name", None)
+        conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{DJANGO_TABLE}" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, '
+            '"app" varchar(255) NOT NULL, "name" varchar(255) NOT NULL, "applied" datetime NOT NULL)'
+        )
+        if app is None:
+            return
+        if direction == "down":
+            conn.execute(f"DELETE FROM {DJANGO_TABLE} WHERE app = ? AND name = ?", (app, name))
+        elif not conn.execute(f"SELECT 1 FROM {DJANGO_TABLE} WHERE app = ? AND name = ?", (app, name)).fetchone():
+            applied = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+            conn.execute(f"INSERT INTO {DJANGO_TABLE} (app, name, applied) VALUES (?, ?, ?)", (app, name, applied))
+
+
+def version_store(name: str, migrations: MigrationSet | None = None) -> VersionStore:
+    """The store called ``name``; ``auto`` is the source's own (Alembic, Django) or user_version."""
+    if name == "auto":
+        name = (migrations.versioning if migrations is not None else None) or "user_version"
     if name == "user_version":
         return UserVersionStore()
     if name == "table":
         return TableStore()
-    raise ConfigError(f"tenantdb_versioning must be 'user_version' or 'table', not {name!r}")
+    if name in ("alembic", "django"):
+        if migrations is None:
+            raise ConfigError(f"the {name} version store needs the migration set")
+        return AlembicStore(migrations) if name == "alembic" else DjangoStore(migrations)
+    raise ConfigError(f"tenantdb_versioning must be one of {list(STORES)}, not {name!r}")

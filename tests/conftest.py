@@ -75,7 +75,7 @@ def example_migrations() -> MigrationSet:
 def make_builder(
     tmp_path: Path, migrations: MigrationSet, versioning: str = "user_version", **kw: object
 ) -> FleetBuilder:
-    cache = TemplateCache(tmp_path / "cache", migrations, version_store(versioning))
+    cache = TemplateCache(tmp_path / "cache", migrations, version_store(versioning, migrations))
     return FleetBuilder(tmp_path / "tenants", cache, **kw)  # type: ignore[arg-type]
 
 

@@ -121,7 +121,7 @@ def test_missing_migrations_folder_is_a_clear_fixture_error(project: pytest.Pyte
     project.makepyfile("def test_x(tenant_fleet):\n    tenant_fleet(count=1)\n")
     result = project.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*MigrationSetError: migrations directory */nowhere does not exist*"])
+    result.stdout.fnmatch_lines(["*MigrationSetError: cannot load migrations from *nowhere* does not exist*"])
     assert "Traceback" not in result.stdout.str() and "site-packages" not in result.stdout.str()
 
 

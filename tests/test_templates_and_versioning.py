@@ -97,8 +97,10 @@ def test_stores_read_databases_made_elsewhere(tmp_path: Path) -> None:
 
 def test_version_store_names() -> None:
     assert version_store("table").name == "table" and version_store("user_version").name == "user_version"
-    with pytest.raises(ConfigError, match="'user_version' or 'table'"):
+    with pytest.raises(ConfigError, match="needs the migration set"):
         version_store("alembic")
+    with pytest.raises(ConfigError, match="must be one of"):
+        version_store("flyway")
 
 
 def test_a_long_history_builds_without_recursion(tmp_path: Path, write_migrations: Writer) -> None:

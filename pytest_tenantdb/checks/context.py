@@ -19,9 +19,9 @@ from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import Direction, MigrationSet, Step
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.schema import Schema
-from pytest_tenantdb.versioning import TABLE
+from pytest_tenantdb.versioning import TABLES
 
-VERSION_TABLES = (TABLE,)
+VERSION_TABLES = TABLES
 
 
 @dataclass

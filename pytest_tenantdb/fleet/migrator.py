@@ -113,6 +113,8 @@ def migrate_tenant(
             start = store.read(conn)
         except sqlite3.Error as exc:
             return outcome("failed", -1, -1, error=str(database.explain(path, exc)))
+        except TenantDatabaseError as exc:  # a version table the history cannot place
+            return outcome("failed", -1, -1, error=f"{path}: {exc}")
         known = (0, *migrations.versions)
         if start not in known:
             return outcome(

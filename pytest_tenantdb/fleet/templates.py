@@ -22,7 +22,7 @@ from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.seeding import SEEDER_VERSION, SIZE_ROWS, Seeder
 from pytest_tenantdb.migrations import MigrationSet
 from pytest_tenantdb.schema import Schema
-from pytest_tenantdb.versioning import TABLE, VersionStore
+from pytest_tenantdb.versioning import TABLES, VersionStore
 
 LOCK_TIMEOUT = 600.0
 
@@ -144,7 +144,7 @@ class TemplateCache:
             try:
                 seeder.fill(
                     conn,
-                    Schema.from_connection(conn, ignore=(TABLE,)),
+                    Schema.from_connection(conn, ignore=TABLES),
                     SIZE_ROWS[size],
                     variant,
                 )

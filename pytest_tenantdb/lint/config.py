@@ -3,6 +3,7 @@ rules to skip. Flags of ``tenantdb check`` override it."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ KNOWN_KEYS = {
     "dialect",
     "severity",
     "window",
+    "base",
+    "django_settings",
 }
 DIALECTS = ("sqlite", "postgres")
 
@@ -97,7 +100,10 @@ def load_config(root: Path, *, since: int | None = None, ignore: Sequence[str] =
     """Read ``root/pyproject.toml`` (optional) and open the project's migrations and queries."""
     table = _table(root)
     options = _options(table, since, ignore)
-    migrations = MigrationSet.from_path(root / str(table.get("migrations", "migrations")))
+    if table.get("django_settings"):
+        os.environ["DJANGO_SETTINGS_MODULE"] = str(table["django_settings"])
+    base = str(table["base"]) if table.get("base") else None
+    migrations = MigrationSet.from_path(str(table.get("migrations", "migrations")), base=base, root=root)
     folder = QueryFolder(root / str(table["queries"])) if table.get("queries") else None
     python = tuple(root / str(p) for p in _list(table, "python"))
     tagged: dict[int, list[Query]] = {}
@@ -111,7 +117,7 @@ def load_config(root: Path, *, since: int | None = None, ignore: Sequence[str] =
             )
     queries = QuerySources(folder, tagged) if folder or tagged else None
     cache = root / ".pytest_cache" / "d" / "tenantdb" / "templates"  # shared with the pytest plugin
-    templates = TemplateCache(cache, migrations, version_store(str(table.get("versioning", "user_version"))))
+    templates = TemplateCache(cache, migrations, version_store(str(table.get("versioning", "auto")), migrations))
     baseline = root / str(table["baseline"]) if table.get("baseline") else None
     return LintProject(migrations, templates, queries, options, baseline, python)
 

@@ -35,9 +35,9 @@ from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import MigrationSet, SqlStep, Step
 from pytest_tenantdb.schema import Schema
-from pytest_tenantdb.versioning import TABLE
+from pytest_tenantdb.versioning import TABLES
 
-IGNORED = (TABLE,)  # the version store's own table is not part of the app's schema
+IGNORED = TABLES  # the version stores' tables are not part of the app's schema
 _WORD = re.compile(r"\"((?:[^\"]|\"\")*)\"|`([^`]*)`|\[([^\]]*)\]|'((?:[^']|'')*)'|([A-Za-z_][\w$]*)")
 _REWRITES = re.compile(
     r"\bALTER\s+TABLE\s+(?:\w+\s*\.\s*)?(\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|[\w$]+)\s+(?:RENAME|DROP)\b",

@@ -15,20 +15,30 @@ __all__ = ["Direction", "MigrationSet", "MigrationSource", "PythonStep", "SqlSte
 
 
 class MigrationSource(Protocol):
-    """Something that turns a path into steps (a SQL folder today; Alembic or Django later)."""
+    """Something that turns a spec (a path, ``django:auth``, ``module:attribute``) into steps."""
 
     name: str
+    looked_for: str  # one line for the error that lists what was looked for
+    versioning: str | None  # the tool's own version store ("alembic", "django"), if it has one
 
-    def detect(self, path: Path) -> bool:
-        """True when this source understands ``path``."""
+    def detect(self, spec: str, path: Path) -> bool:
+        """True when this source understands ``spec`` (``path`` is it joined to the project root)."""
         ...
 
-    def load(self, path: Path) -> list[Step]:
-        """The steps found at ``path``, in any order."""
+    def load(self, spec: str, path: Path) -> list[Step]:
+        """The steps of ``spec``, in history order."""
         ...
 
 
-_SOURCES: list[MigrationSource] = [DirectorySource()]
+def _builtin_sources() -> list[MigrationSource]:
+    from pytest_tenantdb.migrations.alembic import AlembicSource
+    from pytest_tenantdb.migrations.callables import CallableSource
+    from pytest_tenantdb.migrations.django import DjangoSource
+
+    return [DjangoSource(), CallableSource(), AlembicSource(), DirectorySource()]
+
+
+_SOURCES: list[MigrationSource] = _builtin_sources()
 
 
 def register_source(source: MigrationSource) -> None:
@@ -43,9 +53,10 @@ class MigrationSet(Sequence[Step]):
     :attr:`gaps`), but each may appear only once.
     """
 
-    def __init__(self, steps: Sequence[Step], origin: str = "<memory>") -> None:
+    def __init__(self, steps: Sequence[Step], origin: str = "<memory>", versioning: str | None = None) -> None:
         ordered = sorted(steps, key=lambda s: s.version)
         seen: dict[int, Step] = {}
+        idents: dict[str, Step] = {}
         for step in ordered:
             if step.version <= 0:
                 raise MigrationSetError(
@@ -57,24 +68,51 @@ class MigrationSet(Sequence[Step]):
                     f"duplicate version {step.version}: {seen[step.version].path} and {step.path}; "
                     "give each step its own version number."
                 )
+            if step.ident and step.ident in idents:
+                raise MigrationSetError(
+                    f"duplicate step {step.ident}: {idents[step.ident].path} and {step.path}; "
+                    "give each step its own name."
+                )
+            if step.ident:
+                idents[step.ident] = step
             seen[step.version] = step
         self._steps = tuple(ordered)
         self.origin = origin
+        self.versioning = versioning  # the source's own version store, used unless one is chosen
         self._prefix_hashes: list[tuple[int, str]] | None = None
 
     @classmethod
-    def from_path(cls, path: str | Path) -> MigrationSet:
-        """Load a migrations directory, auto-detecting its layout."""
-        path = Path(path)
-        if not path.exists():
-            raise MigrationSetError(
-                f"migrations directory {path} does not exist; set tenantdb_migrations in "
-                "your pytest ini or pass --tenantdb-migrations PATH."
-            )
+    def from_path(
+        cls, spec: str | Path, *, base: str | None = None, root: str | Path | None = None
+    ) -> MigrationSet:
+        """Load migrations from ``spec``, auto-detecting the source: a folder of SQL / Python
+        steps, an Alembic script location / ``alembic.ini`` / folder of revisions,
+        ``django:app_label[,app_label]`` or ``module:attribute``. Relative paths are taken from
+        ``root`` (default: the current directory). ``base`` (``module:function`` or an ``.sql``
+        file) runs before the first step, for projects that create their first tables outside
+        the migrations (``metadata.create_all``)."""
+        text = str(spec).strip()
+        if not text:
+            raise MigrationSetError("the migrations spec is empty; name a folder, alembic.ini, django:APP or module:attribute.")
+        root_path = Path(root) if root is not None else Path.cwd()
+        joined = Path(text)
+        if not joined.exists() and ":" in joined.name and joined.parent != Path("."):
+            # ``django:auth`` or ``pkg.steps:STEPS`` that settings joined to the rootdir like a path
+            text, root_path = joined.name, joined.parent
+        path = root_path / text
         for source in _SOURCES:
-            if source.detect(path):
-                return cls(source.load(path), origin=str(path))
-        raise MigrationSetError(f"{path}: no migration source understands this path.")
+            if source.detect(text, path):
+                steps = source.load(text, path)
+                versioning = getattr(source, "versioning", None)
+                if base:
+                    steps = _with_base(steps, base, root_path, source.name)
+                return cls(steps, origin=text if not path.exists() else str(path), versioning=versioning)
+        looked = "\n".join(f"  - {getattr(s, 'looked_for', s.name)}" for s in _SOURCES)
+        what = f"{path} does not exist" if not path.exists() else f"{path} is no known layout"
+        raise MigrationSetError(
+            f"cannot load migrations from {text!r}: {what}. Looked for:\n{looked}\n"
+            "Set tenantdb_migrations (pytest ini), [tool.tenantdb] migrations or --tenantdb-migrations."
+        )
 
     def __getitem__(self, index: int) -> Step:  # type: ignore[override]
         return self._steps[index]
@@ -156,12 +194,51 @@ class MigrationSet(Sequence[Step]):
             return known[len(known) - 1 - back]
         if text.isdigit():
             return self.resolve(int(text))
+        named = self._by_name(text)
+        if named is not None:
+            return named
         raise ConfigError(
-            f"cannot read version {version!r}; use an int, 'head', 'head-N', 'oldest' or 'empty'"
+            f"cannot read version {version!r}; use an int, 'head', 'head-N', 'oldest', 'empty' or a "
+            f"step's name (e.g. {self._steps[-1].ident or self._steps[-1].label!r})"
+            if self._steps
+            else f"cannot read version {version!r}: {self.origin} has no steps"
         )
+
+    def _by_name(self, text: str) -> int | None:
+        """The version of the step called ``text``: its source's name (``alembic:ae1027a6acf``,
+        ``django:auth.0008``), its label or its bare name, or a unique prefix of those."""
+        exact: list[int] = []
+        prefix: list[int] = []
+        for step in self._steps:
+            names = {n.lower() for n in (step.ident, step.label, step.name) if n}
+            if text in names:
+                exact.append(step.version)
+            elif any(n.startswith(text) for n in names):
+                prefix.append(step.version)
+        found = exact or prefix
+        if len(set(found)) > 1:
+            raise ConfigError(
+                f"version {text!r} is ambiguous: it names {[self.step(v).label for v in sorted(set(found))]}; "
+                "write more of the name."
+            )
+        return found[0] if found else None
 
     def plan(self, start: int, target: int) -> list[tuple[Step, Direction]]:
         """The steps (and directions) that take a database from ``start`` to ``target``."""
         if target >= start:
             return [(s, "up") for s in self._steps if start < s.version <= target]
         return [(s, "down") for s in reversed(self._steps) if target < s.version <= start]
+
+
+def _with_base(steps: list[Step], base: str, root: Path, source: str) -> list[Step]:
+    """``steps`` after a first step that runs ``base`` (every other step moves up one version)."""
+    import dataclasses
+
+    from pytest_tenantdb.migrations.base import base_step
+
+    if source == "directory":
+        raise MigrationSetError(
+            "a base (tenantdb_base) is for Alembic, Django and module:attribute sources; in a folder "
+            "of SQL / Python steps, put it in the first step file instead."
+        )
+    return [base_step(base, root), *(dataclasses.replace(s, version=s.version + 1) for s in steps)]  # type: ignore[type-var]

@@ -56,11 +56,18 @@ class DirectorySource:
     """Loads steps from numbered files in one directory."""
 
     name = "directory"
+    looked_for = "a folder of numbered SQL / Python steps (0001_name.sql, 0002_name.py)"
+    versioning = None
 
-    def detect(self, path: Path) -> bool:
+    def detect(self, spec: str, path: Path) -> bool:
         return path.is_dir()
 
-    def load(self, path: Path) -> list[Step]:
+    def load(self, spec: str, path: Path) -> list[Step]:
+        if (path / "__init__.py").is_file() and any(_is_django_migration(f) for f in path.glob("0*.py")):
+            raise MigrationSetError(
+                f"{path} holds Django migrations; name the app instead: "
+                f"tenantdb_migrations = \"django:{path.parent.name}\" (with DJANGO_SETTINGS_MODULE set)."
+            )
         by_version: dict[int, _Parts] = {}
         for file in sorted(path.iterdir()):
             if not file.is_file() or _ignored(file):
@@ -107,7 +114,7 @@ class DirectorySource:
                 f"{version:04d}_{parts.name}.up.sql or remove the down file."
             )
         up_text = read_text(parts.up)
-        up = _nonempty(split_statements(up_text), parts.up, "up file")
+        up = split_statements(up_text)
         down = split_statements(read_text(parts.down)) if parts.down else None
         return SqlStep(
             version,
@@ -124,7 +131,7 @@ class DirectorySource:
         markers = list(_MARKER.finditer(text))
         transactional = NO_TRANSACTION_MARKER not in text.lower()
         if not markers:
-            up = _nonempty(split_statements(text), path, "file")
+            up = split_statements(text)
             return SqlStep(version, name, path, tuple(up), transactional=transactional)
         if not is_blank(text[: markers[0].start()]):
             raise MigrationSetError(
@@ -143,7 +150,7 @@ class DirectorySource:
             sections[kind] = split_statements(body, marker_line + 1)
         if "up" not in sections:
             raise MigrationSetError(f"{path}: has a '-- migrate:down' but no '-- migrate:up' section.")
-        up = _nonempty(sections["up"], path, "'-- migrate:up' section")
+        up = sections["up"]
         down = sections.get("down")
         return SqlStep(
             version,
@@ -155,9 +162,8 @@ class DirectorySource:
         )
 
 
-def _nonempty(statements: list[Statement], path: Path, what: str) -> list[Statement]:
-    if not statements:
-        raise MigrationSetError(
-            f"{path}: the {what} has no SQL statement; write the migration or delete the file."
-        )
-    return statements
+def _is_django_migration(path: Path) -> bool:
+    try:
+        return "class Migration(" in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False

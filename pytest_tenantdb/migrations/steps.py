@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from pytest_tenantdb.errors import MigrationSetError, StepFailure
+from pytest_tenantdb.migrations.borrowed import step_errors
 from pytest_tenantdb.migrations.statements import Statement
 
 Direction = Literal["up", "down"]
@@ -23,7 +24,11 @@ _FK_CHECK = re.compile(r"^\s*PRAGMA\s+(\w+\.)?foreign_key_check\b", re.IGNORECAS
 
 
 class Step(ABC):
-    """One migration step. Sources (SQL files, Python files, later Alembic/Django) subclass it."""
+    """One migration step. Sources (SQL and Python files, callables, Alembic, Django) subclass it.
+
+    ``version`` is the step's place in the history (the file's number, or the position in an
+    Alembic or Django graph); ``name`` is what the source calls it (a revision id, ``auth.0008_...``).
+    """
 
     version: int
     name: str
@@ -34,6 +39,11 @@ class Step(ABC):
     def label(self) -> str:
         """``0004_split_name``: how reports and test ids name the step."""
         return f"{self.version:04d}_{self.name}"
+
+    @property
+    def ident(self) -> str:
+        """The source's own name for the step (``alembic:ae1027a6acf``), accepted as a version."""
+        return ""
 
     @property
     @abstractmethod
@@ -50,7 +60,7 @@ class Step(ABC):
         """Run the step on ``conn``; raise :class:`StepFailure` naming the failing statement."""
 
 
-def _sha(*parts: str) -> str:
+def sha(*parts: str) -> str:
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass"))
@@ -73,7 +83,7 @@ class SqlStep(Step):
     @functools.cached_property
     def checksum(self) -> str:
         down = "\n".join(s.sql for s in self.down) if self.down is not None else "<none>"
-        return _sha("sql", str(self.version), self.name, *(s.sql for s in self.up), down)
+        return sha("sql", str(self.version), self.name, *(s.sql for s in self.up), down)
 
     @property
     def has_down(self) -> bool:
@@ -168,7 +178,7 @@ class PythonStep(Step):
 
     @functools.cached_property
     def checksum(self) -> str:
-        return _sha("python", str(self.version), self.name, self.source)
+        return sha("python", str(self.version), self.name, self.source)
 
     @property
     def has_down(self) -> bool:
@@ -177,21 +187,8 @@ class PythonStep(Step):
     def run(self, conn: sqlite3.Connection, direction: Direction = "up") -> None:
         if direction == "down" and not self.has_down:
             raise StepFailure(self.label, None, str(self.path), "the step has no down()", "down")
-        last: list[str] = []
-        conn.set_trace_callback(last.append)
-        try:
+        with step_errors(self.label, self.path, direction, conn):
             getattr(self.module(), direction)(conn)
-        except Exception as exc:
-            statement = last[-1] if last else None
-            raise StepFailure(
-                self.label,
-                statement,
-                f"{self.path} ({direction}())",
-                f"{type(exc).__name__}: {exc}",
-                direction,
-            ) from exc
-        finally:
-            conn.set_trace_callback(None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -1,0 +1,90 @@
+"""Lending a tenant's connection to a migration tool (Alembic, Django) without giving it away.
+
+The fleet migrator owns the transaction of a step (``BEGIN IMMEDIATE`` ... ``COMMIT``, with the
+version recorded inside it). Tools written for their own connections commit, roll back, close
+and change the isolation level as they please; on a borrowed connection those calls do nothing,
+so the step stays one transaction that the migrator commits or rolls back as a whole.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pytest_tenantdb.errors import StepFailure
+from pytest_tenantdb.migrations.tracing import traced
+
+class BorrowedConnection:
+    """A ``sqlite3.Connection`` look-alike whose transaction control belongs to someone else."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        object.__setattr__(self, "_conn", conn)
+
+    def commit(self) -> None:
+        """The step's transaction is committed by the migrator, after the version is recorded."""
+
+    def rollback(self) -> None:
+        """A failing step is rolled back by the migrator, which then restores the tenant."""
+
+    def close(self) -> None:
+        """The migrator closes the tenant's connection."""
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        """Ignored: setting it to None would COMMIT the step's transaction."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "isolation_level":
+            return
+        setattr(self._conn, name, value)
+
+
+def calling_line(path: Path) -> int | None:
+    """The line of ``path`` that the running Python code was called from, if it is on the stack."""
+    wanted = str(path)
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == wanted:
+            return frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+@contextmanager
+def step_errors(label: str, path: Path, direction: str, conn: sqlite3.Connection) -> Iterator[None]:
+    """Turn anything a tool raises inside a step (``SystemExit`` included) into a StepFailure that
+    names the step, the file and line in it, and the last statement SQLite saw."""
+    with traced(conn, keep=1) as last:
+        try:
+            yield
+        except StepFailure:
+            raise
+        except (Exception, SystemExit) as exc:
+            line = _line_in(exc, path)
+            location = f"{path}:{line}" if line else str(path)
+            raise StepFailure(
+                label, last[-1] if last else None, location, f"{type(exc).__name__}: {exc}", direction
+            ) from exc
+
+
+def _line_in(exc: BaseException, path: Path) -> int | None:
+    """The deepest line of ``path`` in the traceback of ``exc``."""
+    wanted = str(path)
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == wanted:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
