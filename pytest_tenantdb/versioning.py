@@ -185,5 +185,10 @@ def version_store(name: str, migrations: MigrationSet | None = None) -> VersionS
     if name in ("alembic", "django"):
         if migrations is None:
             raise ConfigError(f"the {name} version store needs the migration set")
+        if migrations.versioning != name:
+            raise ConfigError(
+                f"tenantdb_versioning = {name} keeps {name.title()}'s own table, but {migrations.origin} is "
+                f"not a {name.title()} history; use auto, user_version or table."
+            )
         return AlembicStore(migrations) if name == "alembic" else DjangoStore(migrations)
     raise ConfigError(f"tenantdb_versioning must be one of {list(STORES)}, not {name!r}")

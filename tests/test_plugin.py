@@ -133,7 +133,7 @@ def test_missing_migrations_folder_is_a_clear_fixture_error(project: pytest.Pyte
             "",
             "*tenantdb_workers / --tenantdb-workers must be int, got 'many'*",
         ),
-        ((), "tenantdb_versioning = alembic", "*'user_version' or 'table'*"),
+        ((), "tenantdb_versioning = flyway", "*tenantdb_versioning must be one of*"),
         (("-o", "tenantdb_checks=maybe"), "", "*tenantdb_checks*must be true or false*"),
     ],
 )
