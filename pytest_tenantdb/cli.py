@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
     versions = sub.add_parser("versions", help="list the steps of a migrations directory")
     versions.add_argument(
-        "migrations", help="a folder of steps, an Alembic folder or alembic.ini, django:APP[,APP] or module:attribute"
+        "migrations",
+        help="a folder of steps, an Alembic folder or alembic.ini, django:APP[,APP] or module:attribute",
     )
 
     demo = sub.add_parser("demo", help="build a mixed-version fleet from a project and migrate it")

@@ -141,7 +141,9 @@ def pytest_collection_modifyitems(
 class TenantDBFactory:
     """Session-wide: loads migration sets and template caches once (like pytest's TempPathFactory)."""
 
-    def __init__(self, settings: Settings, cache_dir: Path, scratch_dir: Path, root: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, cache_dir: Path, scratch_dir: Path, root: Path | None = None
+    ) -> None:
         self.settings = settings
         self.root = root
         self.cache_dir = cache_dir

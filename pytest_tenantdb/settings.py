@@ -63,7 +63,9 @@ OPTIONS: tuple[Option, ...] = (
         "auto",
     ),
     Option("base", "code run before step 1: module:function(conn) or an .sql file (e.g. create_all)", ""),
-    Option("django_settings", "Django settings module for django: migrations (else DJANGO_SETTINGS_MODULE)", ""),
+    Option(
+        "django_settings", "Django settings module for django: migrations (else DJANGO_SETTINGS_MODULE)", ""
+    ),
     Option("workers", "worker processes for fleet.migrate()", "1", int),
     Option("seed", "seed for fake tenant data", "0", int),
     Option("variants", "distinct seeded templates per version and size class", "2", int),

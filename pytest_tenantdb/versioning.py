@@ -76,13 +76,19 @@ class TableStore:
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return bool(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone())
+    return bool(
+        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    )
 
 
 def _empty_version(migrations: MigrationSet) -> int:
     """The version of a database whose tool table exists but lists nothing: the base step if the
     set has one (it creates the table), else the empty database."""
-    return 1 if migrations.versions and migrations[0].name == "base" and not migrations[0].ident.count(":") else 0
+    return (
+        1
+        if migrations.versions and migrations[0].name == "base" and not migrations[0].ident.count(":")
+        else 0
+    )
 
 
 class AlembicStore:
@@ -130,7 +136,9 @@ class AlembicStore:
         current = {str(r[0]) for r in conn.execute(f"SELECT version_num FROM {ALEMBIC_TABLE}")}
         if current != heads:
             conn.execute(f"DELETE FROM {ALEMBIC_TABLE}")
-            conn.executemany(f"INSERT INTO {ALEMBIC_TABLE} (version_num) VALUES (?)", [(h,) for h in sorted(heads)])
+            conn.executemany(
+                f"INSERT INTO {ALEMBIC_TABLE} (version_num) VALUES (?)", [(h,) for h in sorted(heads)]
+            )
 
 
 class DjangoStore:
@@ -169,9 +177,13 @@ class DjangoStore:
             return
         if direction == "down":
             conn.execute(f"DELETE FROM {DJANGO_TABLE} WHERE app = ? AND name = ?", (app, name))
-        elif not conn.execute(f"SELECT 1 FROM {DJANGO_TABLE} WHERE app = ? AND name = ?", (app, name)).fetchone():
+        elif not conn.execute(
+            f"SELECT 1 FROM {DJANGO_TABLE} WHERE app = ? AND name = ?", (app, name)
+        ).fetchone():
             applied = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
-            conn.execute(f"INSERT INTO {DJANGO_TABLE} (app, name, applied) VALUES (?, ?, ?)", (app, name, applied))
+            conn.execute(
+                f"INSERT INTO {DJANGO_TABLE} (app, name, applied) VALUES (?, ?, ?)", (app, name, applied)
+            )
 
 
 def version_store(name: str, migrations: MigrationSet | None = None) -> VersionStore:

@@ -17,6 +17,7 @@ from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import Direction, MigrationSet, Step
+from pytest_tenantdb.migrations.tracing import traced
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import TABLES
@@ -91,13 +92,9 @@ class CheckContext:
 
     def run(self, conn: sqlite3.Connection, plan: list[tuple[Step, Direction]]) -> list[str]:
         """Run ``plan`` the way the fleet migrator does; return every statement SQLite ran."""
-        traced: list[str] = []
-        conn.set_trace_callback(traced.append)
-        try:
+        with traced(conn) as statements:
             run_plan(conn, self.migrations, plan, self.templates.store)
-        finally:
-            conn.set_trace_callback(None)
-        return traced
+        return list(statements)
 
     def schema_of(self, conn: sqlite3.Connection) -> Schema:
         """The schema of ``conn``; introspected once per distinct ``sqlite_master``."""

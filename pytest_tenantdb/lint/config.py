@@ -117,7 +117,9 @@ def load_config(root: Path, *, since: int | None = None, ignore: Sequence[str] =
             )
     queries = QuerySources(folder, tagged) if folder or tagged else None
     cache = root / ".pytest_cache" / "d" / "tenantdb" / "templates"  # shared with the pytest plugin
-    templates = TemplateCache(cache, migrations, version_store(str(table.get("versioning", "auto")), migrations))
+    templates = TemplateCache(
+        cache, migrations, version_store(str(table.get("versioning", "auto")), migrations)
+    )
     baseline = root / str(table["baseline"]) if table.get("baseline") else None
     return LintProject(migrations, templates, queries, options, baseline, python)
 

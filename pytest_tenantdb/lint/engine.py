@@ -74,11 +74,13 @@ def lint_project(
                     old.close()
                 # statement rules still apply; later steps cannot be built on this one
                 findings += [
-                    f for f in lint_step(step, before, before, old_code) if f.code in _STATEMENT_RULES
+                    f
+                    for f in lint_step(step, before, before, old_code, ran=tenant.ran)
+                    if f.code in _STATEMENT_RULES
                 ]
                 findings.append(_step_fails(step, exc))
                 break
-            findings += lint_step(step, before, after, old_code)
+            findings += lint_step(step, before, after, old_code, ran=tenant.ran)
             if old is not None:
                 new = tenant.database(q.sql for q in app)
                 try:

@@ -26,6 +26,7 @@ import re
 import sqlite3
 import tempfile
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from pytest_tenantdb.errors import StepFailure
 from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import MigrationSet, SqlStep, Step
+from pytest_tenantdb.migrations.statements import Statement
+from pytest_tenantdb.migrations.tracing import Captured, traced
 from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import TABLES
 
@@ -160,6 +163,7 @@ class Walker:
         # re-checks every view and trigger on a rename, so those go into every rename step
         self._suspects: set[Key] = set()
         self._catalog = _Catalog.empty()
+        self.ran: list[Statement] = []
         self._folder = tempfile.TemporaryDirectory(prefix="tenantdb-lint-")
 
     # -- moving along the history -------------------------------------------------------------
@@ -183,11 +187,17 @@ class Walker:
         return self.schema
 
     def apply(self, step: Step) -> Schema:
-        """Run ``step`` on a scratch database of what it can touch; raises StepFailure."""
+        """Run ``step`` on a scratch database of what it can touch; raises StepFailure.
+
+        Afterwards :attr:`ran` holds the statements it ran: an SQL step's own, or what a Python,
+        Alembic or Django step sent to SQLite (with the line of its file that sent it)."""
         keys = self._touched(step)
         conn = self._materialize(keys, step)
+        captured = None if isinstance(step, SqlStep) else Captured(step.path)
+        self.ran = list(step.up) if isinstance(step, SqlStep) else captured  # type: ignore[assignment]
         try:
-            run_plan(conn, self.migrations, [(step, "up")], self.store)
+            with traced(conn, sink=captured) if captured is not None else nullcontext():
+                run_plan(conn, self.migrations, [(step, "up")], self.store)
             self._replace(keys, conn)
         finally:
             conn.close()

@@ -53,7 +53,9 @@ class MigrationSet(Sequence[Step]):
     :attr:`gaps`), but each may appear only once.
     """
 
-    def __init__(self, steps: Sequence[Step], origin: str = "<memory>", versioning: str | None = None) -> None:
+    def __init__(
+        self, steps: Sequence[Step], origin: str = "<memory>", versioning: str | None = None
+    ) -> None:
         ordered = sorted(steps, key=lambda s: s.version)
         seen: dict[int, Step] = {}
         idents: dict[str, Step] = {}
@@ -93,7 +95,9 @@ class MigrationSet(Sequence[Step]):
         the migrations (``metadata.create_all``)."""
         text = str(spec).strip()
         if not text:
-            raise MigrationSetError("the migrations spec is empty; name a folder, alembic.ini, django:APP or module:attribute.")
+            raise MigrationSetError(
+                "the migrations spec is empty; name a folder, alembic.ini, django:APP or module:attribute."
+            )
         root_path = Path(root) if root is not None else Path.cwd()
         joined = Path(text)
         if not joined.exists() and ":" in joined.name and joined.parent != Path("."):

@@ -114,10 +114,8 @@ class AlembicSource:
     """Detects and loads Alembic histories."""
 
     name = "alembic"
-    versioning = "alembic"
-    looked_for = (
-        "Alembic: a folder with env.py and versions/, an alembic.ini, or a folder of revision files"
-    )
+    versioning: str | None = "alembic"
+    looked_for = "Alembic: a folder with env.py and versions/, an alembic.ini, or a folder of revision files"
 
     def detect(self, spec: str, path: Path) -> bool:
         if path.is_file():
@@ -135,7 +133,8 @@ class AlembicSource:
                 raise MigrationSetError(f"{folder}: Alembic version location does not exist.")
         scripts = _load_scripts(layout)
         takes_connection = bool(
-            layout.env_py and _TAKES_CONNECTION.search(layout.env_py.read_text(encoding="utf-8", errors="replace"))
+            layout.env_py
+            and _TAKES_CONNECTION.search(layout.env_py.read_text(encoding="utf-8", errors="replace"))
         )
         steps: list[Step] = []
         for position, script in enumerate(scripts, start=1):

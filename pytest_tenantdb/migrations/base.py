@@ -10,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_tenantdb.errors import MigrationSetError
-from pytest_tenantdb.migrations.callables import SPEC, CallableStep, _source_of, import_object, importable_from
+from pytest_tenantdb.migrations.callables import (
+    SPEC,
+    CallableStep,
+    _source_of,
+    import_object,
+    importable_from,
+)
 from pytest_tenantdb.migrations.directory import read_text
 from pytest_tenantdb.migrations.statements import split_statements
 from pytest_tenantdb.migrations.steps import SqlStep, Step

@@ -9,7 +9,6 @@ so the step stays one transaction that the migrator commits or rolls back as a w
 from __future__ import annotations
 
 import sqlite3
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +17,11 @@ from typing import Any
 from pytest_tenantdb.errors import StepFailure
 from pytest_tenantdb.migrations.tracing import traced
 
+
 class BorrowedConnection:
     """A ``sqlite3.Connection`` look-alike whose transaction control belongs to someone else."""
+
+    _conn: sqlite3.Connection
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         object.__setattr__(self, "_conn", conn)
@@ -48,17 +50,6 @@ class BorrowedConnection:
         if name == "isolation_level":
             return
         setattr(self._conn, name, value)
-
-
-def calling_line(path: Path) -> int | None:
-    """The line of ``path`` that the running Python code was called from, if it is on the stack."""
-    wanted = str(path)
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_filename == wanted:
-            return frame.f_lineno
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
 
 
 @contextmanager

@@ -65,8 +65,8 @@ def _source_of(obj: object) -> tuple[str, Path, int]:
     messages); objects without reachable source are identified by their qualified name."""
     target = obj if inspect.isfunction(obj) or inspect.isclass(obj) else type(obj)
     try:
-        lines, first = inspect.getsourcelines(target)  # type: ignore[arg-type]
-        path = Path(inspect.getsourcefile(target) or "<unknown>")  # type: ignore[arg-type]
+        lines, first = inspect.getsourcelines(target)
+        path = Path(inspect.getsourcefile(target) or "<unknown>")
         return "".join(lines), path, first
     except (OSError, TypeError):
         name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
@@ -113,7 +113,7 @@ class CallableSource:
     name = "module:attribute"
     looked_for = "module:attribute, a Python list of step functions fn(conn) or objects with up/down"
 
-    versioning = None
+    versioning: str | None = None
 
     def detect(self, spec: str, path: Path) -> bool:
         return bool(SPEC.match(spec)) and not spec.startswith("django:") and not path.exists()
@@ -160,5 +160,5 @@ def _functions(item: object) -> tuple[StepFunction | None, StepFunction | None]:
         down = getattr(item, "down", None)
         return up, down if callable(down) else None
     if callable(item):
-        return item, None  # type: ignore[return-value]
+        return item, None
     return None, None

@@ -57,7 +57,7 @@ class DirectorySource:
 
     name = "directory"
     looked_for = "a folder of numbered SQL / Python steps (0001_name.sql, 0002_name.py)"
-    versioning = None
+    versioning: str | None = None
 
     def detect(self, spec: str, path: Path) -> bool:
         return path.is_dir()
@@ -66,7 +66,7 @@ class DirectorySource:
         if (path / "__init__.py").is_file() and any(_is_django_migration(f) for f in path.glob("0*.py")):
             raise MigrationSetError(
                 f"{path} holds Django migrations; name the app instead: "
-                f"tenantdb_migrations = \"django:{path.parent.name}\" (with DJANGO_SETTINGS_MODULE set)."
+                f'tenantdb_migrations = "django:{path.parent.name}" (with DJANGO_SETTINGS_MODULE set).'
             )
         by_version: dict[int, _Parts] = {}
         for file in sorted(path.iterdir()):

@@ -39,7 +39,9 @@ def setup_django(root: Path) -> None:
         import django
         from django.conf import settings
     except ImportError as exc:
-        raise MigrationSetError("a django: migrations spec needs Django installed (pip install django).") from exc
+        raise MigrationSetError(
+            "a django: migrations spec needs Django installed (pip install django)."
+        ) from exc
     if not settings.configured and not os.environ.get(SETTINGS_ENV):
         raise MigrationSetError(
             f"Django settings are not configured: set {SETTINGS_ENV} (e.g. 'mysite.settings') or "
@@ -59,7 +61,7 @@ class DjangoSource:
     """``django:auth,contenttypes``."""
 
     name = "django"
-    versioning = "django"
+    versioning: str | None = "django"
     looked_for = "Django: django:app_label[,app_label] with DJANGO_SETTINGS_MODULE set"
 
     def detect(self, spec: str, path: Path) -> bool:
@@ -80,7 +82,13 @@ class DjangoSource:
         order = tuple(history.plan(labels))
         return [
             DjangoStep(
-                position, f"{app}.{name}", history.file(app, name), app, name, order, history.atomic(app, name)
+                position,
+                f"{app}.{name}",
+                history.file(app, name),
+                app,
+                name,
+                order,
+                history.atomic(app, name),
             )
             for position, (app, name) in enumerate(order, start=1)
         ]
@@ -98,7 +106,9 @@ class _History:
             raise MigrationSetError(_import_failure(exc)) from exc
         conflicts = self.loader.detect_conflicts()
         if conflicts:
-            shown = "; ".join(f"{app}: {', '.join(sorted(names))}" for app, names in sorted(conflicts.items()))
+            shown = "; ".join(
+                f"{app}: {', '.join(sorted(names))}" for app, names in sorted(conflicts.items())
+            )
             raise MigrationSetError(
                 f"conflicting Django migrations (several leaves in one app): {shown}; "
                 "merge them with `manage.py makemigrations --merge`."
@@ -221,8 +231,7 @@ def _applied(conn: sqlite3.Connection, key: tuple[str, str]) -> bool:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (VERSION_TABLE,)
     ).fetchone()
     return bool(
-        exists
-        and conn.execute(f"SELECT 1 FROM {VERSION_TABLE} WHERE app = ? AND name = ?", key).fetchone()
+        exists and conn.execute(f"SELECT 1 FROM {VERSION_TABLE} WHERE app = ? AND name = ?", key).fetchone()
     )
 
 

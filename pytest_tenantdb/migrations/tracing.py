@@ -7,18 +7,52 @@ same time. :func:`traced` stacks them.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import sys
 from collections import deque
 from collections.abc import Iterator, MutableSequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-_SINKS: dict[int, list[MutableSequence[str]]] = {}
+from pytest_tenantdb.migrations.statements import Statement
+
+_CHANGES = re.compile(r"^\s*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+_BOOKKEEPING = re.compile(r"\b(alembic_version|django_migrations|schema_migrations)\b", re.IGNORECASE)
+
+_SINKS: dict[int, list[MutableSequence[Any]]] = {}
+
+
+class Captured(list[Statement]):
+    """The statements a Python-driven step (Python, callable, Alembic, Django) changed the
+    database with, each with the line of ``path`` that ran it: what the checker lints."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._path = str(path)
+
+    def append(self, sql: str) -> None:  # type: ignore[override]
+        if _CHANGES.match(sql) and not _BOOKKEEPING.search(sql):
+            super().append(Statement(sql.strip().rstrip(";"), self._line()))
+
+    def _line(self) -> int:
+        frame = sys._getframe(2)
+        while frame is not None:
+            if frame.f_code.co_filename == self._path:
+                return frame.f_lineno
+            frame = frame.f_back  # type: ignore[assignment]
+        return 1
 
 
 @contextmanager
-def traced(conn: sqlite3.Connection, keep: int | None = None) -> Iterator[MutableSequence[str]]:
-    """Collect every statement ``conn`` runs inside the block (only the last ``keep`` if given)."""
-    sink: MutableSequence[str] = deque(maxlen=keep) if keep else []
+def traced(
+    conn: sqlite3.Connection, keep: int | None = None, sink: MutableSequence[Any] | None = None
+) -> Iterator[MutableSequence[Any]]:
+    """Collect every statement ``conn`` runs inside the block (only the last ``keep`` if given,
+    or into ``sink``)."""
+    if sink is None:
+        sink = deque(maxlen=keep) if keep else []
     sinks = _SINKS.setdefault(id(conn), [])
     sinks.append(sink)
     if len(sinks) == 1:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pytest_tenantdb.lint.findings import Finding
@@ -32,12 +32,13 @@ class StepFacts:
     unbounded: list[Statement] = field(default_factory=list)
 
 
-def read_statements(step: Step, dialect: str = "sqlite") -> StepFacts:
+def read_statements(step: Step, dialect: str = "sqlite", ran: Sequence[Statement] | None = None) -> StepFacts:
+    """``ran``: the statements a Python / Alembic / Django step ran (captured by the walker)."""
     import sqlglot
     from sqlglot import exp
 
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
-    statements = list(step.up) if isinstance(step, SqlStep) else []
+    statements = list(step.up) if isinstance(step, SqlStep) else list(ran or ())
     facts = StepFacts(statements)
     created: set[str] = set()
     for statement in statements:
@@ -130,14 +131,19 @@ def _safe_check(
 
 
 def lint_step(
-    step: Step, before: Schema, after: Schema, old_code: list[str] | None = None, dialect: str = "sqlite"
+    step: Step,
+    before: Schema,
+    after: Schema,
+    old_code: list[str] | None = None,
+    dialect: str = "sqlite",
+    ran: Sequence[Statement] | None = None,
 ) -> list[Finding]:
     """Every migration rule for ``step``, given the schemas just before and after it.
 
     ``old_code`` is the SQL of the app version still in service, when known: a column, table or
     view no old query mentions can go without breaking it (the contract half of expand/contract).
     """
-    facts = read_statements(step, dialect)
+    facts = read_statements(step, dialect, ran)
     findings: list[Finding] = []
 
     def where(*names: str) -> Statement | None:
