@@ -264,7 +264,11 @@ class AlembicStep(Step):
         assert self.env is not None
         config = Config(str(self.env.ini)) if self.env.ini else Config()
         config.set_main_option("script_location", str(self.env.script_location))
-        config.set_main_option("version_locations", " ".join(str(p) for p in self.env.version_locations))
+        config.set_main_option("path_separator", "os")
+        config.set_main_option("version_path_separator", "os")
+        config.set_main_option(
+            "version_locations", os.pathsep.join(str(p) for p in self.env.version_locations)
+        )
         config.attributes["connection"] = bind
         directory = ScriptDirectory.from_config(config)
         revision = directory.get_revision(self.name)

@@ -8,13 +8,16 @@ so the step stays one transaction that the migrator commits or rolls back as a w
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pytest_tenantdb.errors import StepFailure
+
+_CLEAN_UP = re.compile(r"^\s*(PRAGMA|SAVEPOINT|RELEASE|ROLLBACK)\b", re.IGNORECASE)
 from pytest_tenantdb.migrations.tracing import traced
 
 
@@ -56,7 +59,7 @@ class BorrowedConnection:
 def step_errors(label: str, path: Path, direction: str, conn: sqlite3.Connection) -> Iterator[None]:
     """Turn anything a tool raises inside a step (``SystemExit`` included) into a StepFailure that
     names the step, the file and line in it, and the last statement SQLite saw."""
-    with traced(conn, keep=1) as last:
+    with traced(conn, keep=8) as last:
         try:
             yield
         except StepFailure:
@@ -65,8 +68,17 @@ def step_errors(label: str, path: Path, direction: str, conn: sqlite3.Connection
             line = _line_in(exc, path)
             location = f"{path}:{line}" if line else str(path)
             raise StepFailure(
-                label, last[-1] if last else None, location, f"{type(exc).__name__}: {exc}", direction
+                label, _culprit(last), location, f"{type(exc).__name__}: {exc}", direction
             ) from exc
+
+
+def _culprit(statements: Sequence[str]) -> str | None:
+    """The last statement that did something (a tool's clean-up PRAGMAs and savepoints after a
+    failure are not what failed)."""
+    for sql in reversed(statements):
+        if not _CLEAN_UP.match(sql):
+            return sql
+    return statements[-1] if statements else None
 
 
 def _line_in(exc: BaseException, path: Path) -> int | None:
