@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tenantdb.errors import StepFailure
+from pytest_tenantdb.migrations.tracing import traced
 
 _CLEAN_UP = re.compile(r"^\s*(PRAGMA|SAVEPOINT|RELEASE|ROLLBACK)\b", re.IGNORECASE)
-from pytest_tenantdb.migrations.tracing import traced
 
 
 class BorrowedConnection:
