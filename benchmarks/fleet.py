@@ -67,8 +67,11 @@ def _builder(workdir: Path, migrations: MigrationSet, cache: Path, name: str) ->
     return FleetBuilder(workdir / name, TemplateCache(cache, migrations, UserVersionStore()), seed=1)
 
 
-def bench_build(workdir: Path, count: int) -> list[Figure]:
-    migrations = MigrationSet.from_path(EXAMPLE)
+def bench_build(
+    workdir: Path, count: int, migrations: MigrationSet | None = None, prefix: str = ""
+) -> list[Figure]:
+    """``migrations``: another source (the Alembic fixture) measured the same way."""
+    migrations = migrations or MigrationSet.from_path(EXAMPLE)
     cache = workdir / "cache"
     warm = TemplateCache(cache, migrations, UserVersionStore())
     for version in (0, *migrations.versions):
@@ -126,7 +129,7 @@ def bench_build(workdir: Path, count: int) -> list[Figure]:
     )
     return [
         Figure(
-            f"fleet of {count} vs migrate+seed each from empty",
+            f"{prefix}fleet of {count} vs migrate+seed each from empty",
             ours,
             baseline,
             "s",
@@ -134,7 +137,7 @@ def bench_build(workdir: Path, count: int) -> list[Figure]:
             baseline / ours >= 50,
         ),
         Figure(
-            f"fleet of {count} vs copying files only (floor)",
+            f"{prefix}fleet of {count} vs copying files only (floor)",
             ours,
             floor,
             "s",
@@ -244,6 +247,7 @@ def run_all(size: str = "smoke") -> list[Figure]:
         figures.extend(bench_plugin(part, runs=15 if size == "full" else 2))
         from benchmarks.checker import bench_checker
         from benchmarks.checks import bench_builtin_checks, bench_examples
+        from benchmarks.sources import bench_sources
         from benchmarks.squawk import bench_squawk
 
         for name, bench_checks, amount in (
@@ -255,4 +259,5 @@ def run_all(size: str = "smoke") -> list[Figure]:
             part = workdir / name
             part.mkdir()
             figures.extend(bench_checks(part, amount))
+        figures.extend(bench_sources(workdir / "sources", size == "full"))
     return figures

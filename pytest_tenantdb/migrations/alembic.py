@@ -202,6 +202,9 @@ def _import_failure(exc: BaseException, layout: _Layout) -> str:
             where = f"{filename}:{tb.tb_lineno}"
         tb = tb.tb_next
     shown = f"{type(exc).__name__}: {exc}"
+    if where is None and isinstance(exc, SyntaxError) and exc.filename:
+        found = [f / exc.filename for f in layout.version_locations if (f / exc.filename).is_file()]
+        where = f"{found[0] if found else exc.filename}:{exc.lineno}"
     if where is None:
         return f"{layout.script_location}: loading the Alembic revisions raised {shown}."
     return f"{where}: importing this Alembic revision raised {shown}; fix the revision file."
