@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 13
+    assert len(figures) == 18
     for part in (
         "migrate+seed each from empty",
         "copying files only",
@@ -30,6 +30,10 @@ def test_benchmarks_smoke() -> None:
         "scratch database per step vs one database",
         "squawk",
         "built-in checks",
+        "-revision Alembic history",
+        "revision through Alembic vs its SQL",
+        "Alembic source: fleet of",
+        "built-in checks: alembic_project fixture",
     ):
         assert any(part in n for n in names), part  # every figure is there
     for figure in figures:
