@@ -150,17 +150,22 @@ def bench_revision(workdir: Path, rows: int) -> Figure:
     )
 
 
-def _optuna_location() -> Path:
+def _package_dir(name: str) -> Path:
     import importlib.util
 
-    spec = importlib.util.find_spec("optuna")
+    spec = importlib.util.find_spec(name)
     assert spec is not None and spec.origin is not None
-    return Path(spec.origin).parent / "storages" / "_rdb" / "alembic"
+    return Path(spec.origin).parent
+
+
+def _optuna_location() -> Path:
+    return _package_dir("optuna") / "storages" / "_rdb" / "alembic"
 
 
 REAL_HISTORIES = {
     # name: (tenantdb_migrations, extra ini lines)
     "optuna 5.0.0 (Alembic)": (lambda: str(_optuna_location()), ""),
+    "ihatemoney 7.2.1 (Alembic)": (lambda: str(_package_dir("ihatemoney") / "migrations"), ""),
     "alembic_project fixture (Alembic)": (lambda: str(ALEMBIC / "alembic.ini"), ""),
     "Django 5.2 contrib + django-taggit (Django)": (
         lambda: "django:auth,contenttypes,sessions,admin,taggit",

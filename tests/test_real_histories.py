@@ -1,5 +1,6 @@
 """Real public histories, installed from PyPI through the dev extras, loaded as they are shipped.
 
+- ihatemoney 7.2.1: 13 Alembic revisions, a Flask app's env.py.
 - optuna 5.0.0: 10 Alembic revisions whose env.py builds its own engine (so they run straight from
   the revision scripts); its downgrade from v3.0.0.c crashes half way through a batch rebuild.
 - Django 5.2's contrib apps and django-taggit: Django migrations through Django's executor.
@@ -82,6 +83,25 @@ def test_optunas_broken_downgrade_is_reported_and_loses_nothing(
             "*AttributeError: type object 'IntermediateValueModel' has no attribute 'FloatTypeEnum'*",
         ]
     )
+
+
+def test_ihatemoney_runs_up_and_down_from_its_package(tmp_path: Path) -> None:
+    """ihatemoney 7.2.1: 13 hash-named revisions whose env.py needs a Flask app, so they run
+    straight from the scripts (they import the app's models and a currency converter)."""
+    spec = importlib.util.find_spec("ihatemoney")
+    assert spec is not None and spec.origin is not None, "ihatemoney is a dev dependency"
+    migrations = MigrationSet.from_path(Path(spec.origin).parent / "migrations")
+    assert len(migrations) == 13 and migrations[0].name == "b9a10d5d63ce"
+    assert migrations[-1].ident == "alembic:c941aaca38c2"
+    fleet = make_builder(tmp_path, migrations, "auto")(versions={"oldest": 2, "head-3": 2}, sizes="empty")
+    fleet.migrate().raise_on_failure()
+    assert fleet.versions() == {13: 4}
+    fleet.migrate(to="empty").raise_on_failure()
+    for tenant in fleet:
+        conn = sqlite3.connect(tenant.path)
+        assert conn.execute("SELECT COUNT(*) FROM alembic_version").fetchone()[0] == 0
+        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'bill'").fetchone()
+        conn.close()
 
 
 DJANGO_APPS = "django:auth,contenttypes,sessions,admin,taggit"
