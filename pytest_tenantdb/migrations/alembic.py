@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tenantdb.errors import MigrationSetError, StepFailure
-from pytest_tenantdb.migrations.borrowed import BorrowedConnection, step_errors
+from pytest_tenantdb.migrations.borrowed import BorrowedConnection, deepest_frame, step_errors
 from pytest_tenantdb.migrations.callables import importable_from
 from pytest_tenantdb.migrations.steps import Direction, Step, sha
 
@@ -194,13 +194,7 @@ def _load_scripts(layout: _Layout) -> list[Any]:
 def _import_failure(exc: BaseException, layout: _Layout) -> str:
     """Name the revision file (and line) whose import raised ``exc``."""
     folders = [str(p.resolve()) for p in layout.version_locations]
-    where = None
-    tb = exc.__traceback__
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if any(os.path.abspath(filename).startswith(f) for f in folders):
-            where = f"{filename}:{tb.tb_lineno}"
-        tb = tb.tb_next
+    where = deepest_frame(exc, lambda filename: any(os.path.abspath(filename).startswith(f) for f in folders))
     shown = f"{type(exc).__name__}: {exc}"
     if where is None and isinstance(exc, SyntaxError) and exc.filename:
         found = [f / exc.filename for f in layout.version_locations if (f / exc.filename).is_file()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -81,13 +81,19 @@ def _culprit(statements: Sequence[str]) -> str | None:
     return statements[-1] if statements else None
 
 
-def _line_in(exc: BaseException, path: Path) -> int | None:
-    """The deepest line of ``path`` in the traceback of ``exc``."""
-    wanted = str(path)
-    line = None
+def deepest_frame(exc: BaseException, wanted: Callable[[str], bool]) -> str | None:
+    """``file:line`` of the deepest frame of ``exc``'s traceback whose file is ``wanted``: the
+    user's line (a revision, a migration) under the library frames that raised."""
+    where = None
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == wanted:
-            line = tb.tb_lineno
+        if wanted(tb.tb_frame.f_code.co_filename):
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
         tb = tb.tb_next
-    return line
+    return where
+
+
+def _line_in(exc: BaseException, path: Path) -> int | None:
+    """The deepest line of ``path`` in the traceback of ``exc``."""
+    where = deepest_frame(exc, str(path).__eq__)
+    return int(where.rsplit(":", 1)[1]) if where else None

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tenantdb.errors import MigrationSetError
-from pytest_tenantdb.migrations.borrowed import BorrowedConnection, step_errors
+from pytest_tenantdb.migrations.borrowed import BorrowedConnection, deepest_frame, step_errors
 from pytest_tenantdb.migrations.callables import importable_from
 from pytest_tenantdb.migrations.steps import Direction, Step, sha
 
@@ -169,12 +169,7 @@ def _history() -> _History:
 
 
 def _import_failure(exc: BaseException) -> str:
-    where = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if f"{os.sep}migrations{os.sep}" in tb.tb_frame.f_code.co_filename:
-            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
-        tb = tb.tb_next
+    where = deepest_frame(exc, lambda filename: f"{os.sep}migrations{os.sep}" in filename)
     shown = f"{type(exc).__name__}: {exc}"
     if where:
         return f"{where}: importing this Django migration raised {shown}; fix the migration file."
