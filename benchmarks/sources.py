@@ -1,7 +1,8 @@
 """Benchmarks of the migration sources (Alembic, Django) and of the real histories the suite runs.
 
-- loading a 115-revision Alembic history (generated, date-prefixed files) vs. Alembic's own
-  ScriptDirectory reading the same folder (target: <= 2 s);
+- loading a 115-revision Alembic history (generated, date-prefixed files; and prefect's real 115
+  revisions in a fresh process, imports included) vs. Alembic's own ScriptDirectory reading the
+  same folder (target: <= 2 s);
 - a revision run through Alembic (batch mode, on a tenant with rows) vs. running the SQL it emits
   on the same tenant (target: <= 3x);
 - a fleet from the Alembic fixture project: the fleet figures of fleet.py on that source;
@@ -65,6 +66,28 @@ def bench_load(workdir: Path, count: int) -> Figure:
         )
     )
     return Figure(f"load a {count}-revision Alembic history", ours, baseline, "s", "<= 2 s", ours <= 2.0)
+
+
+def _prefect_sqlite() -> Path:
+    return _package_dir("prefect") / "server" / "database" / "_migrations" / "versions" / "sqlite"
+
+
+def bench_load_prefect() -> Figure:
+    """prefect's 115 real revisions, each side in a fresh process (its imports included): ours vs
+    Alembic's own ScriptDirectory reading the same folder."""
+    folder = str(_prefect_sqlite())
+    ours_code = f"from pytest_tenantdb.migrations import MigrationSet; MigrationSet.from_path({folder!r})"
+    alembic_code = (
+        "from alembic.script import ScriptDirectory; "
+        f"list(ScriptDirectory({folder!r}, version_locations=[{folder!r}]).walk_revisions('base', 'heads'))"
+    )
+
+    def fresh(code: str) -> float:
+        return min(_timed(lambda: subprocess.run([sys.executable, "-c", code], check=True)) for _ in range(3))
+
+    empty = fresh("pass")  # the interpreter's own start, paid by both sides
+    ours, baseline = fresh(ours_code) - empty, fresh(alembic_code) - empty
+    return Figure("load prefect's 115 revisions (fresh process)", ours, baseline, "s", "<= 2 s", ours <= 2.0)
 
 
 REVISION = """\
@@ -166,6 +189,7 @@ REAL_HISTORIES = {
     # name: (tenantdb_migrations, extra ini lines)
     "optuna 5.0.0 (Alembic)": (lambda: str(_optuna_location()), ""),
     "ihatemoney 7.2.1 (Alembic)": (lambda: str(_package_dir("ihatemoney") / "migrations"), ""),
+    "prefect 3.9.1 (Alembic, versions/sqlite)": (lambda: str(_prefect_sqlite()), ""),
     "alembic_project fixture (Alembic)": (lambda: str(ALEMBIC / "alembic.ini"), ""),
     "Django 5.2 contrib + django-taggit (Django)": (
         lambda: "django:auth,contenttypes,sessions,admin,taggit",
@@ -215,6 +239,7 @@ def bench_real_histories(workdir: Path, examples: int, names: list[str]) -> list
 def bench_sources(workdir: Path, full: bool) -> list[Figure]:
     figures = [
         bench_load(workdir / "load", 115 if full else 20),
+        bench_load_prefect(),
         bench_revision(_mk(workdir / "rev"), 20_000 if full else 500),
     ]
     alembic = MigrationSet.from_path(ALEMBIC / "alembic.ini")

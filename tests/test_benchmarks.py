@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 18
+    assert len(figures) == 19
     for part in (
         "migrate+seed each from empty",
         "copying files only",
@@ -31,6 +31,7 @@ def test_benchmarks_smoke() -> None:
         "squawk",
         "built-in checks",
         "-revision Alembic history",
+        "load prefect's 115 revisions",
         "revision through Alembic vs its SQL",
         "Alembic source: fleet of",
         "built-in checks: alembic_project fixture",

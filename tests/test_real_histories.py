@@ -1,6 +1,7 @@
 """Real public histories, installed from PyPI through the dev extras, loaded as they are shipped.
 
 - ihatemoney 7.2.1: 13 Alembic revisions, a Flask app's env.py.
+- prefect 3.9.1: 115 Alembic revisions in versions/sqlite, with autocommit blocks.
 - optuna 5.0.0: 10 Alembic revisions whose env.py builds its own engine (so they run straight from
   the revision scripts); its downgrade from v3.0.0.c crashes half way through a batch rebuild.
 - Django 5.2's contrib apps and django-taggit: Django migrations through Django's executor.
@@ -101,6 +102,35 @@ def test_ihatemoney_runs_up_and_down_from_its_package(tmp_path: Path) -> None:
         conn = sqlite3.connect(tenant.path)
         assert conn.execute("SELECT COUNT(*) FROM alembic_version").fetchone()[0] == 0
         assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'bill'").fetchone()
+        conn.close()
+
+
+PREFECT_FIRST, PREFECT_HEAD = "9725c1cbee35", "27d8f4e1a6c9"
+
+
+def test_prefects_115_sqlite_revisions_run_up_and_down(tmp_path: Path) -> None:
+    """prefect 3.9.1 keeps one folder of revisions per dialect (versions/sqlite): 115 date-prefixed
+    files; eight data migrations batch their writes in op.get_context().autocommit_block()."""
+    spec = importlib.util.find_spec("prefect")
+    assert spec is not None and spec.origin is not None, "prefect is a dev dependency"
+    folder = Path(spec.origin).parent / "server" / "database" / "_migrations" / "versions" / "sqlite"
+    migrations = MigrationSet.from_path(folder)
+    assert len(migrations) == 115
+    assert (migrations[0].name, migrations[-1].name) == (PREFECT_FIRST, PREFECT_HEAD)
+    assert migrations[0].path.name.startswith("2022_01_20_")  # date-prefixed: not a version number
+    autocommit = migrations.resolve("alembic:db6bde582447")  # backfill_state_name, autocommit_block
+    fleet = make_builder(tmp_path, migrations, "auto")(
+        versions={autocommit - 1: 1, "head-20": 1}, sizes="empty"
+    )
+    fleet.migrate().raise_on_failure()
+    assert fleet.versions() == {115: 2}
+    report = fleet.migrate(to=autocommit - 1)
+    report.raise_on_failure()
+    for tenant in fleet:
+        conn = sqlite3.connect(tenant.path)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (migrations[autocommit - 2].name,)
+        ]
         conn.close()
 
 

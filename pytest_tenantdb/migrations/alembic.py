@@ -245,9 +245,14 @@ class AlembicStep(Step):
         from alembic.operations import Operations
         from alembic.runtime.migration import MigrationContext
 
-        context = MigrationContext.configure(connection=bind, opts={"render_as_batch": True})
+        context = MigrationContext.configure(
+            connection=bind, opts={"render_as_batch": True, "transaction_per_migration": True}
+        )
         module = self._script()
-        with Operations.context(context):
+        # Alembic's own per-revision "transaction" (as its run_migrations opens one), so that
+        # revisions using op.get_context().autocommit_block() find it; its commits are no-ops on
+        # the lent connection, so the revision stays inside the migrator's transaction.
+        with context.begin_transaction(_per_migration=True), Operations.context(context):
             getattr(module, "upgrade" if direction == "up" else "downgrade")()
 
     def _through_env(self, bind: Any, direction: Direction) -> None:
@@ -318,12 +323,11 @@ _LENDER = _Lender()
 
 @contextmanager
 def sqlalchemy_connection(conn: sqlite3.Connection) -> Iterator[Any]:
-    """A SQLAlchemy connection over the tenant's own sqlite3 connection, already 'in a
-    transaction' so that Alembic and the app's code treat the migrator's transaction as external."""
+    """A SQLAlchemy connection over the tenant's own sqlite3 connection (lent: whatever
+    SQLAlchemy commits or rolls back, the migrator's transaction decides)."""
     _LENDER.local.conn = conn
     try:
         with _LENDER.engine().connect() as bind:
-            bind.begin()
             yield bind
     finally:
         _LENDER.local.conn = None

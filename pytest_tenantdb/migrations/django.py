@@ -256,6 +256,7 @@ def _tenant_connection(conn: sqlite3.Connection) -> Iterator[Any]:
     wrapper = DatabaseWrapper(settings, DEFAULT_DB_ALIAS)
     _functions.register(conn)
     wrapper.connection = BorrowedConnection(conn)
+    wrapper.transaction_mode = None  # Django >= 5.1 sets it while connecting, which it does not here
     wrapper.autocommit = False
     wrapper.in_atomic_block = True  # the migrator's transaction; Django nests savepoints in it
     wrapper.commit_on_exit = False
