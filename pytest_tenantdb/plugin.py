@@ -84,13 +84,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     recorder, path = entry
     recorder.uninstall()
     try:
-        from pytest_tenantdb.migrations import MigrationSet
-
-        settings = Settings.from_config(config)
-        version = MigrationSet.from_path(settings.migrations, base=settings.base or None).head
+        version = load_migrations(Settings.from_config(config), None, Path(config.rootpath)).head
     except TenantDBError:
         version = 0
     recorder.save(path, version)
+
+
+def load_migrations(settings: Settings, path: Path | None, root: Path | None) -> MigrationSet:
+    """The migration set of ``path`` (default: the settings'), with the settings' base and
+    Django settings module (Django reads it from the environment, as pytest-django sets it)."""
+    from pytest_tenantdb.migrations import MigrationSet
+
+    if settings.django_settings:
+        os.environ["DJANGO_SETTINGS_MODULE"] = settings.django_settings
+    return MigrationSet.from_path(path or settings.migrations, base=settings.base or None, root=root)
 
 
 def _factory(config: pytest.Config) -> TenantDBFactory:
@@ -162,13 +169,10 @@ class TenantDBFactory:
         return cls(settings, cache_dir, scratch, Path(config.rootpath))
 
     def migrations(self, path: Path) -> MigrationSet:
-        from pytest_tenantdb.migrations import MigrationSet
 
         path = path.resolve()
         if path not in self._sets:
-            if self.settings.django_settings:
-                os.environ["DJANGO_SETTINGS_MODULE"] = self.settings.django_settings
-            self._sets[path] = MigrationSet.from_path(path, base=self.settings.base or None, root=self.root)
+            self._sets[path] = load_migrations(self.settings, path, self.root)
         return self._sets[path]
 
     def templates(self, settings: Settings) -> TemplateCache:

@@ -82,13 +82,10 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def _empty_version(migrations: MigrationSet) -> int:
-    """The version of a database whose tool table exists but lists nothing: the base step if the
-    set has one (it creates the table), else the empty database."""
-    return (
-        1
-        if migrations.versions and migrations[0].name == "base" and not migrations[0].ident.count(":")
-        else 0
-    )
+    """The version of a database whose tool table exists but lists nothing: after the base step
+    if the set has one (a first step that is not the tool's own; it creates the table), else 0."""
+    first = migrations[0] if len(migrations) else None
+    return 1 if first is not None and not first.ident.startswith(("alembic:", "django:")) else 0
 
 
 class AlembicStore:
@@ -99,12 +96,15 @@ class AlembicStore:
     def __init__(self, migrations: MigrationSet) -> None:
         self.migrations = migrations
         self._position = {s.name: s.version for s in migrations if s.ident.startswith("alembic:")}
+        self._heads: dict[int, set[str]] = {}
 
     def heads(self, version: int) -> set[str]:
         """The revisions Alembic lists once every step up to ``version`` is applied."""
-        applied = [s for s in self.migrations if s.version <= version and s.ident.startswith("alembic:")]
-        below = {down for s in applied for down in getattr(s, "down_revisions", ())}
-        return {s.name for s in applied} - below
+        if version not in self._heads:
+            applied = [s for s in self.migrations if s.version <= version and s.ident.startswith("alembic:")]
+            below = {down for s in applied for down in getattr(s, "down_revisions", ())}
+            self._heads[version] = {s.name for s in applied} - below
+        return self._heads[version]
 
     def read(self, conn: sqlite3.Connection) -> int:
         if not _has_table(conn, ALEMBIC_TABLE):

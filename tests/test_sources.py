@@ -429,3 +429,25 @@ def test_empty_steps_are_legal_in_every_layout(tmp_path: Path, write_migrations:
     fleet = make_builder(tmp_path, migrations)(versions={1: 2}, sizes="small")
     fleet.migrate().raise_on_failure()
     assert fleet.versions() == {2: 2}
+
+
+def test_a_base_before_alembic_revisions_that_expect_create_all(
+    tmp_path: Path, write_migrations: Writer
+) -> None:
+    """Projects such as mlflow create their first tables with metadata.create_all, then migrate:
+    the base runs as step 1 and alembic_version starts after it."""
+    folder = write_migrations(
+        {"a.py": _revision("a", None, "op.add_column('runs', sa.Column('tag', sa.String(20)))")}
+    )
+    (tmp_path / "models.py").write_text(
+        "def create_all(conn):\n    conn.execute('CREATE TABLE runs (id INTEGER PRIMARY KEY)')\n"
+    )
+    migrations = MigrationSet.from_path(folder, base="models:create_all", root=tmp_path)
+    assert [s.label for s in migrations] == ["0001_base", "0002_a"]
+    store = version_store("auto", migrations)
+    conn = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    run_plan(conn, migrations, migrations.plan(0, 1), store)
+    assert store.read(conn) == 1 and tables(conn) == {"runs", "alembic_version"}
+    run_plan(conn, migrations, migrations.plan(1, 2), store)
+    assert store.read(conn) == 2
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("a",)]

@@ -102,7 +102,10 @@ def _rules_digest() -> str:
     """Hash of the checker's own source: a changed rule never reuses cached findings."""
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for source in sorted([*package.rglob("*.py"), package.parent / "schema.py"]):
+    # schema.py builds the schemas; tracing.py decides what a Python/Alembic/Django step "ran"
+    for source in sorted(
+        [*package.rglob("*.py"), package.parent / "schema.py", package.parent / "migrations" / "tracing.py"]
+    ):
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
