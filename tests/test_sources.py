@@ -190,13 +190,17 @@ def _revision(rev: str, down: str | None, body: str = "pass", extra: str = "") -
             r"b.py:3: importing this Alembic revision raised ModuleNotFoundError",
         ),
         ({"a.py": _revision("a", None), "b.py": _revision("a", None)}, "present more than once"),
+        (
+            {"a.py": b'revision = "a"\ndown_revision = None\nx = "\xff"\n'},
+            r"a.py:3: importing this Alembic revision raised SyntaxError.*utf-8",
+        ),
         ({"a.py": _revision("a", None), "b.py": _revision("b", "a"), "c.py": _revision("c", "a")}, "2 heads"),
         ({"a.py": _revision("a", "b"), "b.py": _revision("b", "a")}, "revision graph"),
     ],
-    ids=["import-error", "duplicate-id", "unmerged-heads", "cycle"],
+    ids=["import-error", "duplicate-id", "not-utf8", "unmerged-heads", "cycle"],
 )
 def test_bad_alembic_histories_are_clear_errors(
-    write_migrations: Writer, files: dict[str, str], message: str
+    write_migrations: Writer, files: dict[str, str | bytes], message: str
 ) -> None:
     with pytest.raises(MigrationSetError, match=message):
         MigrationSet.from_path(write_migrations(files))
