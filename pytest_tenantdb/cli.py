@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--write-baseline", type=Path, metavar="FILE", help="record the current findings and exit 0"
     )
-    check.add_argument("--since", type=int, help="only steps newer than this version")
+    check.add_argument(
+        "--since", help="only steps newer than this version (a number, head-N or a step's name)"
+    )
     check.add_argument(
         "--base",
         metavar="REF",

@@ -160,6 +160,25 @@ def test_the_checker_lints_what_an_alembic_revision_runs(tmp_path: Path) -> None
     assert all(f["file"] == str(revision) for f in unique)
     upgrade_lines = (15, 16)  # the batch block of upgrade(): Alembic runs it when the block ends
     assert all(f["line"] in upgrade_lines for f in unique), unique
+    # --since takes the tool's own names, like every place a version is accepted
+    for since, expected in (("alembic:4d5e6f7a8b9c", len(unique)), ("head", 0)):
+        again = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest_tenantdb.cli",
+                "check",
+                str(project),
+                "--format",
+                "json",
+                "--since",
+                since,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert len(json.loads(again.stdout)) == expected, again.stderr
 
 
 def _revision(rev: str, down: str | None, body: str = "pass", extra: str = "") -> str:

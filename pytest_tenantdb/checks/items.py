@@ -71,7 +71,7 @@ def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -
         window=settings.window,
         app_code={v: list(fns) for v, fns in REGISTRY.items()},
         recorded=load_recorded(settings.recorded) if settings.recorded else {},
-        lint_options=lint_options(rootdir),
+        lint_options=lint_options(rootdir, factory.migrations(settings.migrations)),
     )
 
 

@@ -66,13 +66,21 @@ def _table(root: Path) -> dict[str, object]:
     return table
 
 
-def _options(table: dict[str, object], since: int | None, ignore: Sequence[str]) -> LintOptions:
+def _options(
+    table: dict[str, object], since: int | str | None, ignore: Sequence[str], migrations: MigrationSet | None
+) -> LintOptions:
     codes = {str(c).upper() for c in [*_list(table, "ignore"), *ignore]}
     selected = {str(c).upper() for c in _list(table, "select")}
     bad = (codes | selected) - set(RULES)
     if bad:
         raise ConfigError(f"unknown rule code(s) {sorted(bad)}; see `tenantdb explain CODE`")
-    start = since if since is not None else int(str(table.get("since", 0)))
+    raw = since if since is not None else table.get("since", 0)
+    if migrations is not None:  # a number, head-N or a step's name (alembic:ae10..., django:auth.0008)
+        start = migrations.resolve(raw if isinstance(raw, int) else str(raw))
+    elif isinstance(raw, int) or str(raw).isdigit():
+        start = int(str(raw))
+    else:
+        raise ConfigError(f"[tool.tenantdb] since must be a version, got {raw!r}")
     dialect = str(table.get("dialect", "sqlite")).lower()
     if dialect not in DIALECTS:
         raise ConfigError(f"[tool.tenantdb] dialect must be one of {list(DIALECTS)}, not {dialect!r}")
@@ -91,19 +99,20 @@ def _options(table: dict[str, object], since: int | None, ignore: Sequence[str])
     return LintOptions(start, frozenset(codes), frozenset(selected), dialect, window, overrides)
 
 
-def lint_options(root: Path) -> LintOptions:
+def lint_options(root: Path, migrations: MigrationSet | None = None) -> LintOptions:
     """The rule selection of a project, for the checker's pytest items."""
-    return _options(_table(root), None, ())
+    return _options(_table(root), None, (), migrations)
 
 
-def load_config(root: Path, *, since: int | None = None, ignore: Sequence[str] = ()) -> LintProject:
+def load_config(root: Path, *, since: int | str | None = None, ignore: Sequence[str] = ()) -> LintProject:
     """Read ``root/pyproject.toml`` (optional) and open the project's migrations and queries."""
     table = _table(root)
-    options = _options(table, since, ignore)
+    _options(table, 0, ignore, None)  # settings errors before any migration is imported
     if table.get("django_settings"):
         os.environ["DJANGO_SETTINGS_MODULE"] = str(table["django_settings"])
     base = str(table["base"]) if table.get("base") else None
     migrations = MigrationSet.from_path(str(table.get("migrations", "migrations")), base=base, root=root)
+    options = _options(table, since, ignore, migrations)
     folder = QueryFolder(root / str(table["queries"])) if table.get("queries") else None
     python = tuple(root / str(p) for p in _list(table, "python"))
     tagged: dict[int, list[Query]] = {}
