@@ -18,7 +18,10 @@ from typing import Any
 from pytest_tenantdb.errors import StepFailure
 from pytest_tenantdb.migrations.tracing import traced
 
-_CLEAN_UP = re.compile(r"^\s*(PRAGMA|SAVEPOINT|RELEASE|ROLLBACK)\b", re.IGNORECASE)
+# what tools run after a statement failed: PRAGMAs, savepoints, Alembic's batch clean-up
+_CLEAN_UP = re.compile(
+    r"^\s*(PRAGMA|SAVEPOINT|RELEASE|ROLLBACK|DROP\s+TABLE\s+(IF\s+EXISTS\s+)?_alembic_tmp_)", re.IGNORECASE
+)
 
 
 class BorrowedConnection:
@@ -77,8 +80,8 @@ def _culprit(statements: Sequence[str]) -> str | None:
     failure are not what failed)."""
     for sql in reversed(statements):
         if not _CLEAN_UP.match(sql):
-            return sql
-    return statements[-1] if statements else None
+            return sql.strip()
+    return statements[-1].strip() if statements else None
 
 
 def deepest_frame(exc: BaseException, wanted: Callable[[str], bool]) -> str | None:
