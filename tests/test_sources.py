@@ -138,7 +138,9 @@ def test_the_alembic_fixture_bug_is_found_by_the_upgrade_check(pytester: pytest.
         ]
     )
     assert "UNIQUE constraint failed: _alembic_tmp_notes.title" in result.stdout.str()  # batch mode
-    result.stdout.fnmatch_lines(["*statement: INSERT INTO _alembic_tmp_notes (id, title, body, archived) SELECT*"])
+    result.stdout.fnmatch_lines(
+        ["*statement: INSERT INTO _alembic_tmp_notes (id, title, body, archived) SELECT*"]
+    )
     assert "2024_03_01_0800-5e6f7a8b9c0d_unique_titles.py" in result.stdout.str()
 
 
