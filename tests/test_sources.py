@@ -125,7 +125,10 @@ def test_an_alembic_state_off_our_order_is_a_clear_tenant_error(tmp_path: Path) 
         make_builder(tmp_path, migrations, "auto").from_snapshots([path])
 
 
-def test_the_alembic_fixture_bug_is_found_by_the_upgrade_check(pytester: pytest.Pytester) -> None:
+def test_the_alembic_fixture_bug_is_found_by_the_upgrade_check(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")  # the derandomized CI profile: the same examples every run
     shutil.copytree(ALEMBIC, pytester.path / "project")
     pytester.makeini(
         "[pytest]\ntenantdb_migrations = project/alembic.ini\ntenantdb_checks = true\ntenantdb_examples = 50\n"
@@ -334,10 +337,13 @@ def test_django_without_settings_says_how_to_set_them(tmp_path: Path) -> None:
     assert "DJANGO_SETTINGS_MODULE" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_the_django_fixture_bug_is_found_by_the_upgrade_check(pytester: pytest.Pytester) -> None:
+def test_the_django_fixture_bug_is_found_by_the_upgrade_check(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")  # the derandomized CI profile: the same examples every run
     pytester.makeini(
         f"[pytest]\ntenantdb_migrations = django:notes\ntenantdb_django_settings = django_project_settings\n"
-        f"tenantdb_checks = true\ntenantdb_examples = 50\npythonpath = {DJANGO}\n"
+        f"tenantdb_checks = true\npythonpath = {DJANGO}\n"
     )
     result = pytester.runpytest("-k", "notes and upgrade")
     result.assert_outcomes(passed=2, failed=1)
@@ -363,7 +369,10 @@ def test_a_python_list_of_steps_loads_by_position_and_name() -> None:
     assert migrations[0].path == CALLABLES / "runner" / "steps.py"
 
 
-def test_the_callables_fixture_bug_is_found_by_round_trip(pytester: pytest.Pytester) -> None:
+def test_the_callables_fixture_bug_is_found_by_round_trip(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")  # the derandomized CI profile: the same examples every run
     shutil.copytree(CALLABLES / "runner", pytester.path / "runner")
     pytester.makeini("[pytest]\ntenantdb_migrations = runner.steps:STEPS\ntenantdb_checks = true\n")
     result = pytester.runpytest("-k", "round_trip")
