@@ -4,6 +4,7 @@ deliberate bug), their version stores, names as versions, and bad input."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -486,3 +487,50 @@ def test_a_base_before_alembic_revisions_that_expect_create_all(
     run_plan(conn, migrations, migrations.plan(1, 2), store)
     assert store.read(conn) == 2
     assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("a",)]
+
+
+@pytest.mark.parametrize(
+    ("migrations", "message"),
+    [
+        (
+            {"0001_initial.py": "import not_a_module_at_all\n"},
+            r"0001_initial.py:1: importing this Django migration raised ModuleNotFoundError",
+        ),
+        (
+            {
+                "0001_initial.py": "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    pass\n",
+                "0002_a.py": "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+                "    dependencies = [('shop', '0001_initial')]\n",
+                "0002_b.py": "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+                "    dependencies = [('shop', '0001_initial')]\n",
+            },
+            r"conflicting Django migrations .*shop: 0002_a, 0002_b.*makemigrations --merge",
+        ),
+    ],
+    ids=["import-error", "two-leaves"],
+)
+def test_bad_django_histories_are_clear_errors(
+    tmp_path: Path, migrations: dict[str, str], message: str
+) -> None:
+    """In a fresh process each: Django's settings are once per process."""
+    app = tmp_path / "shop" / "migrations"
+    app.mkdir(parents=True)
+    (tmp_path / "shop" / "__init__.py").write_text("")
+    (app / "__init__.py").write_text("")
+    for name, text in migrations.items():
+        (app / name).write_text(text)
+    (tmp_path / "shop_settings.py").write_text(
+        "SECRET_KEY = 'x'\nINSTALLED_APPS = ['shop']\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': ':memory:'}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_tenantdb.cli", "versions", "django:shop"],
+        cwd=tmp_path,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "shop_settings", "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    flat = re.sub(r"\s+", "", result.stderr)  # the CLI wraps long lines (also inside paths)
+    assert re.search(message.replace(" ", ""), flat), result.stderr
