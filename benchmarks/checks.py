@@ -92,6 +92,22 @@ def bench_examples(workdir: Path, count: int) -> list[Figure]:
     ]
 
 
+def timed_pytest(project: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, str, int]:
+    """Run pytest in ``project`` as a user does; its wall time, summary line and exit code."""
+    started = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-200:]
+    return seconds, summary, run.returncode
+
+
 def bench_builtin_checks(workdir: Path, examples: int) -> list[Figure]:
     project = workdir / "project"
     project.mkdir()
@@ -99,19 +115,10 @@ def bench_builtin_checks(workdir: Path, examples: int) -> list[Figure]:
         shutil.copytree(PROJECT / name, project / name)
     for name in ("schema.sql", "tenantdb.lock", "pyproject.toml"):
         shutil.copy(PROJECT / name, project / name)
-    env = {**os.environ, "CI": "true"}
-    started = time.perf_counter()
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "--tenantdb-examples", str(examples)],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
+    seconds, summary, returncode = timed_pytest(
+        project, "--tenantdb-examples", str(examples), env={"CI": "true"}
     )
-    seconds = time.perf_counter() - started
-    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-200:]
-    if run.returncode != 0:
+    if returncode != 0:
         raise RuntimeError(f"the built-in checks failed on the good example: {summary}")
     return [
         Figure(

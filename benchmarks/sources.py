@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -20,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.checks import timed_pytest
 from benchmarks.fleet import Figure, _timed, bench_build
 from pytest_tenantdb.migrations import MigrationSet
 from pytest_tenantdb.migrations.tracing import traced
@@ -211,18 +211,7 @@ def bench_real_histories(workdir: Path, examples: int, names: list[str]) -> list
             f"[pytest]\ntenantdb_migrations = {spec()}\ntenantdb_checks = true\n"
             f"tenantdb_examples = {examples}\n{extra}"
         )
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        started = time.perf_counter()
-        run = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:randomly"],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        elapsed = time.perf_counter() - started
-        summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-200:]
+        elapsed, summary, _ = timed_pytest(project, "-n", "2")  # failed items are findings
         assert " in " in summary, f"{name}: {summary}"
         figures.append(
             Figure(
