@@ -75,7 +75,7 @@ class TableStore:
             conn.execute(f"DELETE FROM {TABLE} WHERE version = ?", (step.version,))
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
     return bool(
         conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
     )
@@ -107,7 +107,7 @@ class AlembicStore:
         return self._heads[version]
 
     def read(self, conn: sqlite3.Connection) -> int:
-        if not _has_table(conn, ALEMBIC_TABLE):
+        if not has_table(conn, ALEMBIC_TABLE):
             return 0
         rows = {str(r[0]) for r in conn.execute(f"SELECT version_num FROM {ALEMBIC_TABLE}")}
         if not rows:
@@ -155,7 +155,7 @@ class DjangoStore:
     def read(self, conn: sqlite3.Connection) -> int:
         """The last step of the longest run of applied migrations from the start (Django skips
         a migration it lists as applied, so later ones applied out of order are no problem)."""
-        if not _has_table(conn, DJANGO_TABLE):
+        if not has_table(conn, DJANGO_TABLE):
             return 0
         applied = set(conn.execute(f"SELECT app, name FROM {DJANGO_TABLE}").fetchall())
         version = _empty_version(self.migrations)

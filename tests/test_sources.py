@@ -310,6 +310,37 @@ def test_django_tenants_migrate_and_the_real_django_accepts_them(tmp_path: Path)
 
 
 @pytest.mark.usefixtures("django_settings")
+def test_a_tenant_the_real_django_made_is_read_right(tmp_path: Path) -> None:
+    migrations = MigrationSet.from_path("django:notes,taggit,sessions,admin")
+    made = subprocess.run(  # manage.py migrate of the fixture project, in its own process
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.core.management import call_command; "
+            "call_command('migrate', 'notes', '0002', verbosity=0)",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "django_project_settings", "PYTHONPATH": str(DJANGO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    conn = sqlite3.connect(tmp_path / "app.sqlite3", isolation_level=None)
+    store = version_store("auto", migrations)
+    applied = set(conn.execute("SELECT app, name FROM django_migrations").fetchall())
+    version = store.read(conn)  # the longest applied run from the start of our order
+    assert all((s.app, s.migration_name) in applied for s in migrations[:version])  # type: ignore[attr-defined]
+    first_gap = migrations[version]
+    assert (first_gap.app, first_gap.migration_name) not in applied  # type: ignore[attr-defined]
+    assert ("notes", "0002_note_slug") in applied and version < migrations.resolve("django:notes.0002")
+    # from there, what migrate already applied is skipped, as Django does, and the rest runs
+    run_plan(conn, migrations, migrations.plan(version, migrations.head), store)
+    assert store.read(conn) == migrations.head and "taggit_tag" in tables(conn)
+    assert conn.execute("SELECT COUNT(*) FROM django_migrations").fetchone()[0] == len(migrations)
+
+
+@pytest.mark.usefixtures("django_settings")
 def test_a_failing_django_migration_is_rolled_back_whole(tmp_path: Path) -> None:
     migrations = MigrationSet.from_path("django:notes")
     store = version_store("auto", migrations)
@@ -534,3 +565,51 @@ def test_bad_django_histories_are_clear_errors(
     assert result.returncode == 2 and "Traceback" not in result.stderr
     flat = re.sub(r"\s+", "", result.stderr)  # the CLI wraps long lines (also inside paths)
     assert re.search(message.replace(" ", ""), flat), result.stderr
+
+
+def test_an_irreversible_django_migration_has_no_down(tmp_path: Path) -> None:
+    """A RunPython without reverse_code: no down (so no round_trip item), as Django sees it."""
+    app = tmp_path / "shop" / "migrations"
+    app.mkdir(parents=True)
+    (tmp_path / "shop" / "__init__.py").write_text("")
+    (app / "__init__.py").write_text("")
+    (app / "0001_initial.py").write_text(
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+        "    operations = [migrations.RunSQL('CREATE TABLE t (id integer)', 'DROP TABLE t')]\n"
+    )
+    (app / "0002_fill.py").write_text(
+        "from django.db import migrations\n\n\ndef fill(apps, schema_editor):\n    pass\n\n\n"
+        "class Migration(migrations.Migration):\n    dependencies = [('shop', '0001_initial')]\n"
+        "    operations = [migrations.RunPython(fill)]\n"
+    )
+    (tmp_path / "shop_settings.py").write_text(
+        "SECRET_KEY = 'x'\nINSTALLED_APPS = ['shop']\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': ':memory:'}}\n"
+    )
+    code = (
+        "from pytest_tenantdb.migrations import MigrationSet; "
+        "print([s.has_down for s in MigrationSet.from_path('django:shop')])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "shop_settings", "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.strip() == "[True, False]", result.stderr
+
+
+def test_an_alembic_ini_elsewhere_with_here_and_version_locations(tmp_path: Path) -> None:
+    """script_location with %(here)s, version_locations relative to the file."""
+    shutil.copytree(ALEMBIC / "migrations", tmp_path / "db" / "migrations")
+    (tmp_path / "config").mkdir()
+    ini = tmp_path / "config" / "alembic.ini"
+    ini.write_text(
+        "[alembic]\nscript_location = %(here)s/../db/migrations\n"
+        "version_locations = ../db/migrations/versions\n"
+    )
+    migrations = MigrationSet.from_path(ini)
+    assert [s.name for s in migrations] == ALEMBIC_ORDER
+    assert all(s.env is not None for s in migrations)  # type: ignore[attr-defined]

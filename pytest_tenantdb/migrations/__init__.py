@@ -107,11 +107,11 @@ class MigrationSet(Sequence[Step]):
         for source in _SOURCES:
             if source.detect(text, path):
                 steps = source.load(text, path)
-                versioning = getattr(source, "versioning", None)
                 if base:
                     steps = _with_base(steps, base, root_path, source.name)
-                return cls(steps, origin=text if not path.exists() else str(path), versioning=versioning)
-        looked = "\n".join(f"  - {getattr(s, 'looked_for', s.name)}" for s in _SOURCES)
+                origin = str(path) if path.exists() else text
+                return cls(steps, origin=origin, versioning=source.versioning)
+        looked = "\n".join(f"  - {s.looked_for}" for s in _SOURCES)
         what = f"{path} does not exist" if not path.exists() else f"{path} is no known layout"
         raise MigrationSetError(
             f"cannot load migrations from {text!r}: {what}. Looked for:\n{looked}\n"

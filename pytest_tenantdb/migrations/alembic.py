@@ -16,6 +16,7 @@ Alembic one.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import re
 import sqlite3
@@ -37,7 +38,6 @@ _REVISION = re.compile(r"^revision\s*(:\s*[\w\[\], |]+)?\s*=\s*['\"]", re.MULTIL
 _DOWN_REVISION = re.compile(r"^down_revision\s*(:\s*[\w\[\], |]+)?\s*=", re.MULTILINE)
 # env.py files written for tests (pytest-alembic's recipe) take an open connection from here
 _TAKES_CONNECTION = re.compile(r"attributes\s*(\.get\s*\(|\[)\s*['\"]connection['\"]")
-VERSION_TABLE = "alembic_version"
 
 
 def is_revision_file(path: Path) -> bool:
@@ -139,7 +139,7 @@ class AlembicSource:
         steps: list[Step] = []
         for position, script in enumerate(scripts, start=1):
             source = Path(script.path).read_text(encoding="utf-8", errors="surrogateescape")
-            _MODULES[(str(Path(script.path)), sha(source))] = script.module  # imported once
+            _MODULES[(str(Path(script.path)), hash(source))] = script.module  # imported once
             down = script.down_revision
             downs = () if down is None else (down,) if isinstance(down, str) else tuple(down)
             steps.append(
@@ -194,7 +194,8 @@ def _load_scripts(layout: _Layout) -> list[Any]:
 def _import_failure(exc: BaseException, layout: _Layout) -> str:
     """Name the revision file (and line) whose import raised ``exc``."""
     folders = [str(p.resolve()) for p in layout.version_locations]
-    where = deepest_frame(exc, lambda filename: any(os.path.abspath(filename).startswith(f) for f in folders))
+    frame = deepest_frame(exc, lambda filename: any(os.path.abspath(filename).startswith(f) for f in folders))
+    where = f"{frame[0]}:{frame[1]}" if frame else None
     shown = f"{type(exc).__name__}: {exc}"
     if where is None and isinstance(exc, SyntaxError) and exc.filename:
         found = [f / exc.filename for f in layout.version_locations if (f / exc.filename).is_file()]
@@ -258,21 +259,13 @@ class AlembicStep(Step):
     def _through_env(self, bind: Any, direction: Direction) -> None:
         """The project's env.py configures the context with our connection; Alembic runs exactly
         this revision and keeps ``alembic_version`` itself."""
-        from alembic.config import Config
         from alembic.runtime.environment import EnvironmentContext
         from alembic.runtime.migration import RevisionStep
-        from alembic.script import ScriptDirectory
 
         assert self.env is not None
-        config = Config(str(self.env.ini)) if self.env.ini else Config()
-        config.set_main_option("script_location", str(self.env.script_location))
-        config.set_main_option("path_separator", "os")
-        config.set_main_option("version_path_separator", "os")
-        config.set_main_option(
-            "version_locations", os.pathsep.join(str(p) for p in self.env.version_locations)
-        )
+        config = _config(self.env)
         config.attributes["connection"] = bind
-        directory = ScriptDirectory.from_config(config)
+        directory = _directory(self.env)
         revision = directory.get_revision(self.name)
         step = RevisionStep(directory.revision_map, revision, direction == "up")
 
@@ -286,12 +279,32 @@ class AlembicStep(Step):
             directory.run_env()
 
 
-_MODULES: dict[tuple[str, str], Any] = {}
+def _config(layout: _Layout) -> Any:
+    """An Alembic Config of the project (new per run: it carries the lent connection)."""
+    from alembic.config import Config
+
+    config = Config(str(layout.ini)) if layout.ini else Config()
+    config.set_main_option("script_location", str(layout.script_location))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(str(p) for p in layout.version_locations))
+    return config
+
+
+@functools.cache
+def _directory(layout: _Layout) -> Any:
+    """The project's ScriptDirectory, read once per process (not once per revision and tenant)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config(layout))
+
+
+_MODULES: dict[tuple[str, int], Any] = {}
 
 
 def _script_module(path: Path, source: str) -> Any:
     """A revision module, imported once per process and file content."""
-    key = (str(path), sha(source))
+    key = (str(path), hash(source))  # a str caches its hash: no re-hashing per tenant
     if key not in _MODULES:
         from alembic.util.pyfiles import load_python_file
 

@@ -13,9 +13,9 @@ from pytest_tenantdb.errors import MigrationSetError
 from pytest_tenantdb.migrations.callables import (
     SPEC,
     CallableStep,
-    _source_of,
     import_object,
     importable_from,
+    source_of,
 )
 from pytest_tenantdb.migrations.directory import read_text
 from pytest_tenantdb.migrations.statements import split_statements
@@ -39,5 +39,5 @@ def base_step(spec: str, root: Path) -> Step:
         function = import_object(match["module"], match["attribute"], f"base {spec!r}")
     if not callable(function):
         raise MigrationSetError(f"base {spec!r} is not callable; it must be a function fn(conn).")
-    source, file, line = _source_of(function)
+    source, file, line = source_of(function)
     return CallableStep(1, "base", file, "base", function, None, source, line)

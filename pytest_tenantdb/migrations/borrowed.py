@@ -41,20 +41,12 @@ class BorrowedConnection:
     def close(self) -> None:
         """The migrator closes the tenant's connection."""
 
-    @property
-    def isolation_level(self) -> str | None:
-        return self._conn.isolation_level
-
-    @isolation_level.setter
-    def isolation_level(self, value: str | None) -> None:
-        """Ignored: setting it to None would COMMIT the step's transaction."""
-
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "isolation_level":
-            return
+            return  # ignored: setting it to None would COMMIT the step's transaction
         setattr(self._conn, name, value)
 
 
@@ -68,8 +60,8 @@ def step_errors(label: str, path: Path, direction: str, conn: sqlite3.Connection
         except StepFailure:
             raise
         except (Exception, SystemExit) as exc:
-            line = _line_in(exc, path)
-            location = f"{path}:{line}" if line else str(path)
+            where = deepest_frame(exc, str(path).__eq__)
+            location = f"{path}:{where[1]}" if where else str(path)
             raise StepFailure(
                 label, _culprit(last), location, f"{type(exc).__name__}: {exc}", direction
             ) from exc
@@ -84,19 +76,13 @@ def _culprit(statements: Sequence[str]) -> str | None:
     return statements[-1].strip() if statements else None
 
 
-def deepest_frame(exc: BaseException, wanted: Callable[[str], bool]) -> str | None:
-    """``file:line`` of the deepest frame of ``exc``'s traceback whose file is ``wanted``: the
+def deepest_frame(exc: BaseException, wanted: Callable[[str], bool]) -> tuple[str, int] | None:
+    """File and line of the deepest frame of ``exc``'s traceback whose file is ``wanted``: the
     user's line (a revision, a migration) under the library frames that raised."""
     where = None
     tb = exc.__traceback__
     while tb is not None:
         if wanted(tb.tb_frame.f_code.co_filename):
-            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+            where = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return where
-
-
-def _line_in(exc: BaseException, path: Path) -> int | None:
-    """The deepest line of ``path`` in the traceback of ``exc``."""
-    where = deepest_frame(exc, str(path).__eq__)
-    return int(where.rsplit(":", 1)[1]) if where else None

@@ -30,15 +30,15 @@ StepFunction = Callable[[sqlite3.Connection], object]
 def importable_from(root: Path | None) -> Iterator[None]:
     """Let ``import`` find the project's modules while a source loads them (the CLI runs from
     anywhere; pytest already has the rootdir on ``sys.path`` in most projects)."""
-    entry = str(root) if root is not None else None
-    added = entry is not None and entry not in sys.path
+    entry = str(root) if root is not None else ""
+    added = bool(entry) and entry not in sys.path
     if added:
-        sys.path.insert(0, str(entry))
+        sys.path.insert(0, entry)
     try:
         yield
     finally:
         if added:
-            sys.path.remove(str(entry))
+            sys.path.remove(entry)
 
 
 def import_object(module_name: str, attribute: str, what: str) -> Any:
@@ -60,7 +60,7 @@ def import_object(module_name: str, attribute: str, what: str) -> Any:
     return value
 
 
-def _source_of(obj: object) -> tuple[str, Path, int]:
+def source_of(obj: object) -> tuple[str, Path, int]:
     """Source text, file and first line of a step function or object (for checksums and
     messages); objects without reachable source are identified by their qualified name."""
     target = obj if inspect.isfunction(obj) or inspect.isclass(obj) else type(obj)
@@ -137,7 +137,7 @@ class CallableSource:
                     "method; each item is a function fn(conn) or an object with up(conn)."
                 )
             name = getattr(item, "__name__", None) or getattr(item, "name", None) or type(item).__name__
-            source, path, line = _source_of(item)
+            source, path, line = source_of(item)
             steps.append(
                 CallableStep(
                     position,

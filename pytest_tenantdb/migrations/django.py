@@ -23,13 +23,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pytest_tenantdb.errors import MigrationSetError
+from pytest_tenantdb.errors import MigrationSetError, StepFailure
 from pytest_tenantdb.migrations.borrowed import BorrowedConnection, deepest_frame, step_errors
 from pytest_tenantdb.migrations.callables import importable_from
 from pytest_tenantdb.migrations.steps import Direction, Step, sha
 
 PREFIX = "django:"
-VERSION_TABLE = "django_migrations"
 SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 
 
@@ -89,6 +88,7 @@ class DjangoSource:
                 name,
                 order,
                 history.atomic(app, name),
+                all(operation.reversible for operation in history.migration(app, name).operations),
             )
             for position, (app, name) in enumerate(order, start=1)
         ]
@@ -172,7 +172,9 @@ def _import_failure(exc: BaseException) -> str:
     where = deepest_frame(exc, lambda filename: f"{os.sep}migrations{os.sep}" in filename)
     shown = f"{type(exc).__name__}: {exc}"
     if where:
-        return f"{where}: importing this Django migration raised {shown}; fix the migration file."
+        return (
+            f"{where[0]}:{where[1]}: importing this Django migration raised {shown}; fix the migration file."
+        )
     return f"loading the Django migrations raised {shown}"
 
 
@@ -187,6 +189,7 @@ class DjangoStep(Step):
     migration_name: str
     order: tuple[tuple[str, str], ...] = field(repr=False)  # the whole plan: states depend on it
     transactional: bool = True
+    reversible: bool = True  # every operation has a reverse (RunPython without one has not)
 
     @property
     def ident(self) -> str:
@@ -202,13 +205,13 @@ class DjangoStep(Step):
 
     @property
     def has_down(self) -> bool:
-        """Django decides per operation (RunPython without reverse_code is irreversible); an
-        irreversible migration fails its down with Django's own message."""
-        return True
+        return self.reversible
 
     def run(self, conn: sqlite3.Connection, direction: Direction = "up") -> None:
         history = _history()
         key = (self.app, self.migration_name)
+        if direction == "down" and not self.reversible:
+            raise StepFailure(self.label, None, str(self.path), "the migration is irreversible", "down")
         with step_errors(self.label, self.path, direction, conn), _tenant_connection(conn) as wrapper:
             if (direction == "up") == _applied(conn, key):
                 return  # Django applies only what django_migrations does not list (and v.v.)
@@ -222,11 +225,10 @@ class DjangoStep(Step):
 
 
 def _applied(conn: sqlite3.Connection, key: tuple[str, str]) -> bool:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (VERSION_TABLE,)
-    ).fetchone()
-    return bool(
-        exists and conn.execute(f"SELECT 1 FROM {VERSION_TABLE} WHERE app = ? AND name = ?", key).fetchone()
+    from pytest_tenantdb.versioning import DJANGO_TABLE, has_table  # (versioning imports us)
+
+    return has_table(conn, DJANGO_TABLE) and bool(
+        conn.execute(f"SELECT 1 FROM {DJANGO_TABLE} WHERE app = ? AND name = ?", key).fetchone()
     )
 
 

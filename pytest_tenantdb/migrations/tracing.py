@@ -19,7 +19,6 @@ from typing import Any
 from pytest_tenantdb.migrations.statements import Statement
 
 _CHANGES = re.compile(r"^\s*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
-_BOOKKEEPING = re.compile(r"\b(alembic_version|django_migrations|schema_migrations)\b", re.IGNORECASE)
 
 _SINKS: dict[int, list[MutableSequence[Any]]] = {}
 
@@ -29,11 +28,14 @@ class Captured(list[Statement]):
     database with, each with the line of ``path`` that ran it: what the checker lints."""
 
     def __init__(self, path: Path) -> None:
+        from pytest_tenantdb.versioning import TABLES  # (versioning imports this package)
+
         super().__init__()
         self._path = str(path)
+        self._bookkeeping = re.compile(rf"\b({'|'.join(TABLES)})\b", re.IGNORECASE)
 
     def append(self, sql: str) -> None:  # type: ignore[override]
-        if _CHANGES.match(sql) and not _BOOKKEEPING.search(sql):
+        if _CHANGES.match(sql) and not self._bookkeeping.search(sql):
             super().append(Statement(sql.strip().rstrip(";"), self._line()))
 
     def _line(self) -> int:
