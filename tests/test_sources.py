@@ -36,6 +36,24 @@ def django_settings() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "django_project_settings"
 
 
+def manage(cwd: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py <command>`` of the fixture Django project, in a process of its own, on
+    ``cwd/app.sqlite3``."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.core.management import call_command; "
+            f"call_command({command}, verbosity=0)",
+        ],
+        cwd=cwd,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "django_project_settings", "PYTHONPATH": str(DJANGO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def tables(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
@@ -287,19 +305,7 @@ def test_django_tenants_migrate_and_the_real_django_accepts_them(tmp_path: Path)
     work = tmp_path / "app"
     work.mkdir()
     shutil.copy(tenant.path, work / "app.sqlite3")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); from django.core.management import call_command; "
-            "call_command('migrate', check_unapplied=True, verbosity=0)",
-        ],
-        cwd=work,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "django_project_settings", "PYTHONPATH": str(DJANGO)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = manage(work, "'migrate', check_unapplied=True")
     assert result.returncode == 0, result.stderr
     # and down again, one transaction per migration, through Django's executor
     conn = sqlite3.connect(tenant.path, isolation_level=None)
@@ -312,19 +318,7 @@ def test_django_tenants_migrate_and_the_real_django_accepts_them(tmp_path: Path)
 @pytest.mark.usefixtures("django_settings")
 def test_a_tenant_the_real_django_made_is_read_right(tmp_path: Path) -> None:
     migrations = MigrationSet.from_path("django:notes,taggit,sessions,admin")
-    made = subprocess.run(  # manage.py migrate of the fixture project, in its own process
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); from django.core.management import call_command; "
-            "call_command('migrate', 'notes', '0002', verbosity=0)",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "django_project_settings", "PYTHONPATH": str(DJANGO)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    made = manage(tmp_path, "'migrate', 'notes', '0002'")
     assert made.returncode == 0, made.stderr
     conn = sqlite3.connect(tmp_path / "app.sqlite3", isolation_level=None)
     store = version_store("auto", migrations)
