@@ -52,3 +52,8 @@ class StepFailure(TenantDBError):
 
 class CheckFailure(TenantDBError):
     """A built-in property check found a counterexample (the message says which and why)."""
+
+
+class QueryParameterError(TenantDBError):
+    """A query mixes positional (``?``) and named parameters in a way Python's ``sqlite3``
+    cannot bind: it takes either a sequence or a mapping, never both."""

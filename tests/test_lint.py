@@ -13,7 +13,7 @@ import pytest
 from pytest_tenantdb.cli import main
 from pytest_tenantdb.lint.engine import explain
 from pytest_tenantdb.lint.rules import RULES
-from pytest_tenantdb.lint.rules.migration import lint_step
+from pytest_tenantdb.lint.engine import lint_step
 from pytest_tenantdb.migrations import SqlStep
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import Schema

@@ -110,7 +110,7 @@ class CheckContext:
         """What the traced statements wrote; analysed once per distinct statement list."""
         key = tuple(traced)
         if key not in self._effects:
-            triggers = {**before.triggers, **after.triggers}
+            triggers = {n: t.sql for n, t in {**before.triggers, **after.triggers}.items()}
             self._effects[key] = analyse(traced, set(before.tables) | set(after.tables), triggers)
         return self._effects[key]
 
@@ -134,6 +134,8 @@ def table_rows(conn: sqlite3.Connection, schema: Schema) -> dict[str, list[tuple
     """Every row of every table, sorted, for comparisons."""
     result = {}
     for name, table in schema.tables.items():
+        if not table.holds_data:
+            continue  # a virtual table's index, rebuilt from its content table
         cols = ", ".join(f'"{c.name}"' for c in table.columns if not c.hidden)
         quoted = name.replace('"', '""')
         rows = conn.execute(f'SELECT {cols} FROM "{quoted}"').fetchall()

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from pytest_tenantdb.migrations.statements import Statement
-from pytest_tenantdb.schema import Column, ForeignKey, Index, Schema, Table
+from pytest_tenantdb.schema import Column, ForeignKey, Index, Schema, Table, View
 
 _NO_SCHEMA_CHANGE = re.compile(
     r"\s*(COMMENT|GRANT|REVOKE|SET|VACUUM|ANALYZE|REINDEX|CLUSTER|"
@@ -240,7 +240,7 @@ def _apply(builder: _Builder, tree: Any, sql: str) -> bool:
     elif isinstance(tree, exp.Create) and kind == "INDEX":
         builder.create_index(tree, sql)
     elif isinstance(tree, exp.Create) and kind == "VIEW":
-        builder.views[_name(tree.this)] = sql
+        builder.views[_name(tree.this)] = View(_name(tree.this), sql)
     elif isinstance(tree, exp.Alter):
         builder.alter(tree)
     elif isinstance(tree, exp.Drop):

@@ -9,22 +9,22 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pytest_tenantdb.errors import StepFailure
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.findings import Finding
-from pytest_tenantdb.lint.rules import RULES, finding
-from pytest_tenantdb.lint.rules.migration import lint_step
+from pytest_tenantdb.lint.rules import RULES, finding, run_rules
+from pytest_tenantdb.lint.rules.context import StepContext
 from pytest_tenantdb.lint.rules.query import lint_queries
 from pytest_tenantdb.lint.walker import IGNORED, Walker
 from pytest_tenantdb.migrations import MigrationSet, Step
+from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.queries import Query, QueryFolder, QuerySources
 from pytest_tenantdb.schema import Schema
 
-_STATEMENT_RULES = {"TDB001", "TDB112", "TDB113"}
 _IGNORE = re.compile(r"--\s*tenantdb:\s*ignore\[([A-Z0-9, ]+)\]")
 
 
@@ -73,11 +73,7 @@ def lint_project(
                 if old is not None:
                     old.close()
                 # statement rules still apply; later steps cannot be built on this one
-                findings += [
-                    f
-                    for f in lint_step(step, before, before, old_code, ran=tenant.ran)
-                    if f.code in _STATEMENT_RULES
-                ]
+                findings += lint_step(step, before, before, old_code, ran=tenant.ran, failed=True)
                 findings.append(_step_fails(step, exc))
                 break
             findings += lint_step(step, before, after, old_code, ran=tenant.ran)
@@ -97,6 +93,23 @@ def lint_project(
     return _selected(findings, options)
 
 
+def lint_step(
+    step: Step,
+    before: Schema,
+    after: Schema,
+    old_code: list[str] | None = None,
+    dialect: str = "sqlite",
+    ran: Sequence[Statement] | None = None,
+    failed: bool = False,
+) -> list[Finding]:
+    """Every migration rule for ``step``, given the schemas just before and after it.
+
+    ``old_code`` is the SQL of the app version still in service, when known: a column, table or
+    view no old query mentions can go without breaking it (the contract half of expand/contract).
+    ``failed``: the step does not run, so only the rules that read single statements apply."""
+    return run_rules(StepContext(step, before, after, old_code, dialect, ran, failed))
+
+
 @functools.cache
 def _rules_digest() -> str:
     """Hash of the checker's own source: a changed rule never reuses cached findings."""
@@ -104,7 +117,12 @@ def _rules_digest() -> str:
     digest = hashlib.sha256()
     # schema.py builds the schemas; tracing.py decides what a Python/Alembic/Django step "ran"
     for source in sorted(
-        [*package.rglob("*.py"), package.parent / "schema.py", package.parent / "migrations" / "tracing.py"]
+        [
+            *package.rglob("*.py"),
+            package.parent / "schema.py",
+            package.parent / "sqltext.py",
+            package.parent / "migrations" / "tracing.py",
+        ]
     ):
         digest.update(source.read_bytes())
     return digest.hexdigest()
@@ -186,7 +204,6 @@ def lint_static(
     """Dialects with no local engine: schemas built from the DDL with sqlglot, locking rules on top,
     and old queries resolved by sqlglot against the new schema (query_static.py)."""
     from pytest_tenantdb.lint.ddl import apply_ddl
-    from pytest_tenantdb.lint.rules.postgres import lint_postgres_step
     from pytest_tenantdb.lint.rules.query_static import Resolver, lint_queries_static
     from pytest_tenantdb.migrations import SqlStep
 
@@ -214,7 +231,6 @@ def lint_static(
             app = queries.for_version(previous) if queries else []
             old_code = [q.sql for q in app] if queries else None
             findings += lint_step(step, schema, after, old_code, options.dialect)
-            findings += lint_postgres_step(step, schema)
             findings += [
                 finding(
                     "TDB001",

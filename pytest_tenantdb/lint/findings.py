@@ -19,6 +19,7 @@ class Finding:
     step: str = ""
     statement: str = ""
     hint: str = ""
+    subject: str = ""  # what it is about: "column t.c", "index ix", "table t", "query name"
 
     @property
     def location(self) -> str:

@@ -3,19 +3,22 @@ that old code is still reading and writing. (Tables created in the same step are
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from pytest_tenantdb.lint.findings import Finding
-from pytest_tenantdb.lint.rules import finding
-from pytest_tenantdb.migrations import SqlStep, Step
+from pytest_tenantdb.lint.rules import rule
+from pytest_tenantdb.lint.rules.context import StepContext
 from pytest_tenantdb.migrations.statements import Statement
-from pytest_tenantdb.schema import Schema
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 VOLATILE = {"random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"}
 _VOLATILE_NODES = ("Rand", "Uuid")  # how sqlglot reads random() and gen_random_uuid()
 
 
-def _volatile(function: object) -> bool:
+def _volatile(function: exp.Expr) -> bool:
     from sqlglot import exp
 
     if isinstance(function, exp.Anonymous):
@@ -23,85 +26,168 @@ def _volatile(function: object) -> bool:
     return type(function).__name__ in _VOLATILE_NODES
 
 
-def lint_postgres_step(step: Step, before: Schema) -> list[Finding]:
-    import sqlglot
+def _existing(ctx: StepContext) -> set[str]:
+    return set(ctx.before_tables)
+
+
+def _alters(ctx: StepContext) -> Iterator[tuple[Statement, exp.Alter, exp.Expr]]:
+    """Each action of an ALTER TABLE on a table that existed before the step."""
     from sqlglot import exp
 
-    logging.getLogger("sqlglot").setLevel(logging.ERROR)
-    findings: list[Finding] = []
-    existing = {name.lower() for name in before.tables}
-
-    def report(code: str, message: str, statement: Statement) -> None:
-        findings.append(finding(code, message, step.path, statement.line, step.label, statement.sql))
-
-    for statement in step.up if isinstance(step, SqlStep) else ():
-        try:
-            tree = sqlglot.parse_one(statement.sql, read="postgres")
-        except sqlglot.errors.SqlglotError:
-            continue  # reported as TDB001 by the generic rules
-        try:
-            if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() == "INDEX":
-                table = tree.this.args.get("table")
-                if tree.args.get("concurrently"):
-                    if step.transactional:
-                        report(
-                            "TDB113", "CREATE INDEX CONCURRENTLY cannot run inside a transaction", statement
-                        )
-                elif table is not None and table.name.lower() in existing:
-                    report(
-                        "TDB301",
-                        f"CREATE INDEX on existing table {table.name} blocks writes while it builds",
-                        statement,
-                    )
-            if not isinstance(tree, exp.Alter) or tree.this.name.lower() not in existing:
-                continue
-            table = tree.this.name
+    for parsed in ctx.statements:
+        tree = parsed.tree
+        if isinstance(tree, exp.Alter) and tree.this.name.lower() in _existing(ctx):
             for action in tree.args.get("actions") or []:
-                if isinstance(action, exp.AddConstraint) and not tree.args.get("not_valid"):
-                    kinds = {
-                        type(part).__name__
-                        for item in action.expressions
-                        for part in getattr(item, "expressions", [item])
-                    }
-                    if kinds & {"ForeignKey", "CheckColumnConstraint"}:
-                        report(
+                yield parsed.statement, tree, action
+
+
+@rule(
+    "TDB301",
+    "postgres-index-without-concurrently",
+    "error",
+    "CREATE INDEX on an existing table without CONCURRENTLY (postgres)",
+    "A plain CREATE INDEX holds a lock that blocks every INSERT, UPDATE and DELETE on the table "
+    "until the index is built: on a large tenant, minutes of failed writes for the app in service.",
+    "CREATE INDEX CONCURRENTLY in a step marked `-- tenantdb: no-transaction`.",
+    dialects=("postgres",),
+)
+def index_without_concurrently(ctx: StepContext) -> Iterator[Finding]:
+    from sqlglot import exp
+
+    for parsed in ctx.statements:
+        tree = parsed.tree
+        if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() != "INDEX":
+            continue
+        table = tree.this.args.get("table")
+        if not tree.args.get("concurrently") and table is not None and table.name.lower() in _existing(ctx):
+            yield ctx.finding(
+                "TDB301",
+                f"CREATE INDEX on existing table {table.name} blocks writes while it builds",
+                f"index {tree.this.name}",
+                parsed.statement,
+            )
+
+
+@rule(
+    "TDB302",
+    "postgres-constraint-without-not-valid",
+    "error",
+    "a FOREIGN KEY or CHECK added to an existing table without NOT VALID (postgres)",
+    "Adding the constraint scans every row while holding a lock that blocks writes. A foreign key "
+    "also takes a SHARE ROW EXCLUSIVE lock on the table it references, so writes to that table "
+    "(often a central one such as users) wait too; this holds for a column added with REFERENCES, "
+    "which cannot be NOT VALID.",
+    "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a later statement or step; for a new "
+    "column, add it without REFERENCES first and the foreign key that way.",
+    dialects=("postgres",),
+)
+def constraint_without_not_valid(ctx: StepContext) -> Iterator[Finding]:
+    from sqlglot import exp
+
+    for statement, tree, action in _alters(ctx):
+        table = tree.this.name
+        if isinstance(action, exp.AddConstraint) and not tree.args.get("not_valid"):
+            kinds = {
+                type(part).__name__
+                for item in action.expressions
+                for part in getattr(item, "expressions", [item])
+            }
+            if kinds & {"ForeignKey", "CheckColumnConstraint"}:
+                yield ctx.finding(
+                    "TDB302",
+                    f"constraint added to {table} without NOT VALID scans it under a lock",
+                    f"table {table}",
+                    statement,
+                )
+        elif isinstance(action, exp.ColumnDef):
+            for constraint in action.args.get("constraints") or []:
+                kind = constraint.args.get("kind")
+                if isinstance(kind, exp.Reference):
+                    target = kind.this.this if isinstance(kind.this, exp.Schema) else kind.this
+                    if target.name.lower() in _existing(ctx):
+                        yield ctx.finding(
                             "TDB302",
-                            f"constraint added to {table} without NOT VALID scans it under a lock",
+                            f"{table}.{action.name} is added with a foreign key: it locks "
+                            f"{target.name} against writes and cannot be NOT VALID",
+                            f"column {table}.{action.name}",
                             statement,
                         )
-                elif isinstance(action, exp.ColumnDef):
-                    for constraint in action.args.get("constraints") or []:
-                        kind = constraint.args.get("kind")
-                        if isinstance(kind, exp.Reference):
-                            target = kind.this.this if isinstance(kind.this, exp.Schema) else kind.this
-                            if target.name.lower() in existing:
-                                report(
-                                    "TDB302",
-                                    f"{table}.{action.name} is added with a foreign key: it locks "
-                                    f"{target.name} against writes and cannot be NOT VALID",
-                                    statement,
-                                )
-                        if isinstance(kind, exp.DefaultColumnConstraint):
-                            volatile = [f for f in kind.find_all(exp.Func) if _volatile(f)]
-                            if volatile:
-                                report(
-                                    "TDB303",
-                                    f"volatile default on {table}.{action.name} rewrites the table",
-                                    statement,
-                                )
-                elif isinstance(action, exp.AlterColumn):
-                    if action.args.get("dtype") is not None:
-                        report(
-                            "TDB304",
-                            f"changing the type of {table}.{action.name} rewrites the table",
-                            statement,
-                        )
-                    elif action.args.get("allow_null") is False:
-                        report(
-                            "TDB305",
-                            f"SET NOT NULL on {table}.{action.name} scans the table under a lock",
-                            statement,
-                        )
-        except (AttributeError, TypeError, KeyError):  # a tree of an unexpected shape
-            report("TDB001", "the locking rules could not read this statement", statement)
-    return findings
+
+
+@rule(
+    "TDB303",
+    "postgres-volatile-default",
+    "error",
+    "a column added with a volatile default (postgres)",
+    "A volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval()) forces a "
+    "rewrite of the whole table under an ACCESS EXCLUSIVE lock.",
+    "Add the column without a default (or with a constant one), backfill in batches, then set the default.",
+    dialects=("postgres",),
+)
+def volatile_default(ctx: StepContext) -> Iterator[Finding]:
+    from sqlglot import exp
+
+    for statement, tree, action in _alters(ctx):
+        if not isinstance(action, exp.ColumnDef):
+            continue
+        for constraint in action.args.get("constraints") or []:
+            kind = constraint.args.get("kind")
+            if isinstance(kind, exp.DefaultColumnConstraint) and any(
+                _volatile(f) for f in kind.find_all(exp.Func)
+            ):
+                yield ctx.finding(
+                    "TDB303",
+                    f"volatile default on {tree.this.name}.{action.name} rewrites the table",
+                    f"column {tree.this.name}.{action.name}",
+                    statement,
+                )
+
+
+@rule(
+    "TDB304",
+    "postgres-type-change-rewrite",
+    "error",
+    "ALTER COLUMN ... TYPE on an existing table (postgres)",
+    "Most type changes rewrite the table and its indexes under an ACCESS EXCLUSIVE lock: reads "
+    "and writes of the app in service wait for it.",
+    "Add a column of the new type, dual-write, backfill in batches, switch reads, drop the old one.",
+    dialects=("postgres",),
+)
+def type_change_rewrite(ctx: StepContext) -> Iterator[Finding]:
+    from sqlglot import exp
+
+    for statement, tree, action in _alters(ctx):
+        if isinstance(action, exp.AlterColumn) and action.args.get("dtype") is not None:
+            yield ctx.finding(
+                "TDB304",
+                f"changing the type of {tree.this.name}.{action.name} rewrites the table",
+                f"column {tree.this.name}.{action.name}",
+                statement,
+            )
+
+
+@rule(
+    "TDB305",
+    "postgres-set-not-null-scan",
+    "warning",
+    "SET NOT NULL on an existing column (postgres)",
+    "Postgres scans the whole table to verify the constraint while holding an ACCESS EXCLUSIVE lock.",
+    "ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL (no scan "
+    "on postgres 12+), then drop the CHECK.",
+    dialects=("postgres",),
+)
+def set_not_null_scan(ctx: StepContext) -> Iterator[Finding]:
+    from sqlglot import exp
+
+    for statement, tree, action in _alters(ctx):
+        if (
+            isinstance(action, exp.AlterColumn)
+            and action.args.get("dtype") is None
+            and action.args.get("allow_null") is False
+        ):
+            yield ctx.finding(
+                "TDB305",
+                f"SET NOT NULL on {tree.this.name}.{action.name} scans the table under a lock",
+                f"column {tree.this.name}.{action.name}",
+                statement,
+            )

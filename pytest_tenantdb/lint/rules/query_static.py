@@ -51,9 +51,9 @@ class Resolver:
         from sqlglot.schema import MappingSchema
 
         pending: dict[str, Any] = {}
-        for name, sql in self.schema.views.items():
+        for name, view in self.schema.views.items():
             try:
-                tree = sqlglot.parse_one(sql, read=self.dialect)
+                tree = sqlglot.parse_one(view.sql, read=self.dialect)
             except sqlglot.errors.SqlglotError as exc:
                 self.broken_views[name.lower()] = str(exc).splitlines()[0]
                 continue

@@ -1,0 +1,349 @@
+"""What every rule pass reads: one step, the schemas around it, and its statements parsed once.
+
+sqlglot parses each statement of the step once here (cached by text, so a statement seen again
+in another run or dialect pass is not parsed again). One walk over the parsed statements, in
+order, records what the step *means* to do: tables created, copied into, dropped and renamed
+(following a temporary table through the 12-step rebuild to the name it ends under), columns
+added, dropped and renamed (in place, or by copying ``old`` into ``new`` during a rebuild), and
+indexes, triggers and views dropped on purpose. Rules compare the schemas before and after the
+step and use these facts for intent (a rename, not a drop and an add) and to cite the statement
+that causes each finding.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pytest_tenantdb.lint.findings import Finding
+from pytest_tenantdb.migrations import SqlStep, Step
+from pytest_tenantdb.migrations.statements import Statement
+from pytest_tenantdb.schema import Schema, Table
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+_ROWID = {"rowid", "oid", "_rowid_"}
+
+
+@functools.lru_cache(maxsize=16384)
+def parse(sql: str, dialect: str) -> exp.Expr | None:
+    """sqlglot's tree of one statement, or None when sqlglot cannot read it. Trees are shared
+    between callers: passes read them and never change them."""
+    import sqlglot
+
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # fallbacks to Command are expected
+    try:
+        return sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return None
+
+
+@dataclass(frozen=True)
+class Parsed:
+    statement: Statement
+    tree: exp.Expr | None  # None: sqlglot could not read the statement
+
+
+@dataclass(frozen=True)
+class Copy:
+    """``INSERT INTO target (...) SELECT ... FROM source``: which source column fills each target
+    column (lower case; None when the value is computed)."""
+
+    source: str
+    columns: dict[str, str | None]
+    statement: Statement
+
+
+@dataclass
+class StepFacts:
+    """What the statements of a step say, names in lower case. Tables are named as they end up
+    after the step; ``source`` names are those before it."""
+
+    table_renames: dict[str, str] = field(default_factory=dict)  # existing table -> its new name
+    column_renames: dict[tuple[str, str], str] = field(default_factory=dict)  # in place
+    dropped_tables: dict[str, Statement] = field(default_factory=dict)  # existing tables
+    created: dict[str, Statement] = field(default_factory=dict)  # CREATE TABLE of the final name
+    copies: dict[str, Copy] = field(default_factory=dict)
+    column_origin: dict[tuple[str, str], Statement] = field(default_factory=dict)
+    added_columns: set[tuple[str, str]] = field(default_factory=set)  # by ALTER TABLE ADD COLUMN
+    dropped_indexes: dict[str, Statement] = field(default_factory=dict)
+    created_indexes: dict[str, Statement] = field(default_factory=dict)
+    dropped_triggers: dict[str, Statement] = field(default_factory=dict)
+    dropped_views: dict[str, Statement] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)  # tables the step UPDATEs or DELETEs from
+    unreadable: list[Statement] = field(default_factory=list)
+    unbounded: list[Statement] = field(default_factory=list)
+
+
+class StepContext:
+    """One step as the rules see it. ``old_code`` is the SQL of the app version still in service
+    (None: no app code is configured, so whether old code uses something is unknown)."""
+
+    def __init__(
+        self,
+        step: Step,
+        before: Schema,
+        after: Schema,
+        old_code: list[str] | None = None,
+        dialect: str = "sqlite",
+        ran: Sequence[Statement] | None = None,
+        failed: bool = False,
+    ) -> None:
+        self.step = step
+        self.before = before
+        self.after = after
+        self.old_code = old_code
+        self.dialect = dialect
+        self.failed = failed  # the step does not run: only statement rules apply
+        statements = list(step.up) if isinstance(step, SqlStep) else list(ran or ())
+        self.statements = [Parsed(s, parse(s.sql, dialect)) for s in statements]
+        self.before_tables = {t.lower(): t for t in before.tables}
+        self.after_tables = {t.lower(): t for t in after.tables}
+        self.facts = _walk(self.statements, self.before_tables)
+        self.rebuilt = {
+            t
+            for t in self.before_tables
+            if t in self.after_tables and (t in self.facts.dropped_tables or t in self.facts.created)
+        }
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def finding(
+        self, code: str, message: str, subject: str, statement: Statement | None, severity: str | None = None
+    ) -> Finding:
+        """A finding of ``code`` on this step, citing ``statement`` (file:line and its text)."""
+        from dataclasses import replace
+
+        from pytest_tenantdb.lint.rules import finding
+
+        line, sql = (statement.line, statement.sql) if statement else (1, "")
+        found = finding(code, message, self.step.path, line, self.step.label, sql, subject)
+        return replace(found, severity=severity) if severity else found
+
+    def cause(self, table: str, column: str | None = None) -> Statement | None:
+        """The statement that gives ``table`` (or its ``column``) the shape it has after the step:
+        the ALTER on the column, else the CREATE of the table the rebuild renames into place,
+        else the one that drops it, else the first statement naming it."""
+        facts, lower = self.facts, table.lower()
+        if column is not None and (lower, column.lower()) in facts.column_origin:
+            return facts.column_origin[(lower, column.lower())]
+        for found in (facts.created.get(lower), facts.dropped_tables.get(lower)):
+            if found is not None:
+                return found
+        renamed = facts.table_renames.get(lower)
+        if renamed is not None and renamed in facts.created:
+            return facts.created[renamed]
+        return self.mentioning(table, *([column] if column else []))
+
+    def mentioning(self, *names: str) -> Statement | None:
+        """The first statement whose words include every one of ``names``."""
+        for parsed in self.statements:
+            text = parsed.statement.sql.lower()
+            if all(re.search(rf"\b{re.escape(n.lower())}\b", text) for n in names):
+                return parsed.statement
+        return self.statements[0].statement if self.statements else None
+
+    # -- old code ------------------------------------------------------------------------------
+
+    def old_code_uses(self, table: str, *columns: str) -> bool | None:
+        """Whether old app code names ``table`` (and ``columns``; ``SELECT *`` counts);
+        None when no app code is configured."""
+        if self.old_code is None:
+            return None
+        cleaned = [re.sub(r"'(?:[^']|'')*'|[:@$]\w+", " ", sql) for sql in self.old_code]
+
+        def uses(sql: str, name: str) -> bool:
+            return bool(re.search(rf"\b{re.escape(name)}\b", sql, re.IGNORECASE))
+
+        return any(
+            uses(sql, table) and (all(uses(sql, c) for c in columns) or bool(columns and "*" in sql))
+            for sql in cleaned
+        )
+
+    # -- intent --------------------------------------------------------------------------------
+
+    def column_renames(self, table: str) -> dict[str, str]:
+        """Old -> new column names of ``table`` (lower case): ``RENAME COLUMN``, or a rebuild that
+        copies old ``a`` into new ``b`` where the new table has no ``a`` and the old had no ``b``."""
+        lower = table.lower()
+        found = {old: new for (t, old), new in self.facts.column_renames.items() if t == lower}
+        copy = self.facts.copies.get(lower)
+        if copy is None or copy.source != lower or lower not in self.rebuilt:
+            return found
+        old_cols = {c.name.lower() for c in self.before.tables[self.before_tables[lower]].columns}
+        new_cols = {c.name.lower() for c in self.after.tables[self.after_tables[lower]].columns}
+        for target, source in copy.columns.items():
+            if (
+                source
+                and source != target
+                and source in old_cols - new_cols
+                and target in new_cols - old_cols
+            ):
+                found[source] = target
+        return found
+
+    def old_table(self, lower: str) -> Table:
+        return self.before.tables[self.before_tables[lower]]
+
+    def new_table(self, lower: str) -> Table:
+        return self.after.tables[self.after_tables[lower]]
+
+    def changed_tables(self) -> list[str]:
+        """Tables (lower case) that exist before and after the step and that it may have changed."""
+        touched = {
+            i.table.lower() for n, i in self.after.indexes.items() if self.before.indexes.get(n) is not i
+        }
+        touched |= {i.table.lower() for n, i in self.before.indexes.items() if n not in self.after.indexes}
+        return [
+            lower
+            for lower in self.after_tables
+            if lower in self.before_tables
+            and (
+                self.old_table(lower) is not self.new_table(lower)
+                or lower in self.rebuilt
+                or lower in touched
+            )
+        ]
+
+
+def _name(node: exp.Expr | None) -> str:
+    return str(getattr(node, "name", "") or "").lower()
+
+
+def _table_of(node: exp.Expr) -> exp.Expr:
+    from sqlglot import exp
+
+    return node.this if isinstance(node, exp.Schema) else node
+
+
+def _walk(statements: list[Parsed], before: dict[str, str]) -> StepFacts:
+    facts = StepFacts()
+    names = _Names()
+    for parsed in statements:
+        if parsed.tree is None:
+            facts.unreadable.append(parsed.statement)
+            continue
+        try:
+            _visit(facts, names, parsed.statement, parsed.tree, before)
+        except (AttributeError, TypeError, KeyError, IndexError):  # a tree of a shape sqlglot rarely makes
+            facts.unreadable.append(parsed.statement)
+    return facts
+
+
+class _Names:
+    """Which pre-existing table each current name holds (``ALTER TABLE t RENAME TO t_old``
+    keeps ``t``'s rows under ``t_old``), and the column lists of tables created in the step."""
+
+    def __init__(self) -> None:
+        self.holds: dict[str, str] = {}
+        self.create_columns: dict[str, list[str]] = {}
+
+
+def _visit(
+    facts: StepFacts, names: _Names, statement: Statement, tree: exp.Expr, before: dict[str, str]
+) -> None:
+    from sqlglot import exp
+
+    def original(name: str) -> str:
+        return names.holds.get(name, name)
+
+    kind = str(tree.args.get("kind") or "").upper() if isinstance(tree, exp.Create | exp.Drop) else ""
+    if isinstance(tree, exp.Create) and kind == "TABLE":
+        table = _name(_table_of(tree.this))
+        facts.created[table] = statement
+        names.holds.pop(table, None)
+        columns = (
+            [_name(c) for c in tree.this.expressions if isinstance(c, exp.ColumnDef)]
+            if isinstance(tree.this, exp.Schema)
+            else []
+        )
+        names.create_columns[table] = columns
+        for key in [k for k in facts.column_origin if k[0] == table]:
+            del facts.column_origin[key]
+        for column in columns:
+            facts.column_origin[(table, column)] = statement
+    elif isinstance(tree, exp.Create) and kind == "INDEX":
+        facts.created_indexes[_name(tree.this)] = statement
+    elif isinstance(tree, exp.Insert):
+        target = tree.this
+        table = _name(_table_of(target))
+        select = tree.expression
+        if isinstance(select, exp.Select):
+            source = select.args.get("from") or select.args.get("from_")
+            if source is not None and isinstance(source.this, exp.Table):
+                origin = original(_name(source.this))
+                columns = (
+                    [_name(c) for c in target.expressions]
+                    if isinstance(target, exp.Schema)
+                    else names.create_columns.get(table, [])
+                )
+                mapping: dict[str, str | None] = {}
+                for column, projection in zip(columns, select.expressions, strict=False):
+                    value = projection.this if isinstance(projection, exp.Alias) else projection
+                    mapping[column] = _name(value) if isinstance(value, exp.Column) else None
+                if any(isinstance(p, exp.Star) for p in select.expressions) and not isinstance(
+                    target, exp.Schema
+                ):
+                    mapping = {c: c for c in columns}
+                facts.copies[table] = Copy(origin, mapping, statement)
+    elif isinstance(tree, exp.Drop):
+        targets = [_name(_table_of(n)) for n in tree.args.get("tables") or [tree.this] if n is not None]
+        for name in targets:
+            if kind == "TABLE":
+                held = names.holds.pop(name, None)
+                if held is not None or (name in before and name not in facts.created):
+                    facts.dropped_tables[held or name] = statement
+                facts.created.pop(name, None)
+                facts.copies.pop(name, None)
+            elif kind == "INDEX":
+                facts.dropped_indexes[name] = statement
+            elif kind == "TRIGGER":
+                facts.dropped_triggers[name] = statement
+            elif kind == "VIEW":
+                facts.dropped_views[name] = statement
+    elif isinstance(tree, exp.Alter):
+        table = _name(tree.this)
+        for action in tree.args.get("actions") or []:
+            if isinstance(action, exp.AlterRename):
+                new = _name(action.this)
+                _move(facts, names, table, new, before)
+            elif isinstance(action, exp.RenameColumn):
+                old, new = _name(action.this), _name(action.args["to"])
+                facts.column_renames[(table, old)] = new
+                facts.column_origin[(table, new)] = statement
+            elif isinstance(action, exp.ColumnDef):
+                facts.column_origin[(table, _name(action))] = statement
+                facts.added_columns.add((table, _name(action)))
+            elif isinstance(action, exp.Drop):
+                facts.column_origin[(table, _name(action.this))] = statement
+    elif isinstance(tree, exp.Update | exp.Delete):
+        table = _name(tree.this)
+        facts.written.add(table)
+        if tree.args.get("where") is None and table not in facts.created:
+            facts.unbounded.append(statement)  # a table this step creates holds no tenant data
+
+
+def _move(facts: StepFacts, names: _Names, old: str, new: str, before: dict[str, str]) -> None:
+    """``ALTER TABLE old RENAME TO new``: what was said of ``old`` is now said of ``new``."""
+    if old in facts.created:  # a table made in this step (the rebuild's temporary table)
+        facts.created[new] = facts.created.pop(old)
+        if old in facts.copies:
+            facts.copies[new] = facts.copies.pop(old)
+        names.create_columns[new] = names.create_columns.pop(old, [])
+        if old in names.holds:
+            names.holds[new] = names.holds.pop(old)
+    else:  # an existing table under a new name
+        origin = names.holds.pop(old, old)
+        if origin in before:
+            names.holds[new] = origin
+            facts.table_renames[origin] = new
+    for key in [k for k in facts.column_origin if k[0] == new]:
+        del facts.column_origin[key]
+    for key in [k for k in facts.column_origin if k[0] == old]:
+        facts.column_origin[(new, key[1])] = facts.column_origin.pop(key)
+    facts.added_columns = {(new if t == old else t, c) for t, c in facts.added_columns}
