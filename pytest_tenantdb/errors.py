@@ -57,3 +57,8 @@ class CheckFailure(TenantDBError):
 class QueryParameterError(TenantDBError):
     """A query mixes positional (``?``) and named parameters in a way Python's ``sqlite3``
     cannot bind: it takes either a sequence or a mapping, never both."""
+
+
+class SchemaDifferenceWarning(UserWarning):
+    """Two schemas differ only in ways SQLite behaves the same on (column order, a declared
+    type of the same affinity); ``tenantdb_schema_compare = exact`` makes it a failure."""

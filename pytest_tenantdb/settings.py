@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 STORES = ("auto", "user_version", "table", "alembic", "django")  # versioning.py implements them
+COMPARE = ("semantic", "exact")  # how strict round_trip / no_drift are (schema.SchemaDiff)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("failures", "where minimal failing tenants are saved as SQL", ".tenantdb/failures"),
     Option("examples", "hypothesis examples per check (default: the tenantdb profile's)", "0", int),
     Option("max_rows", "at most this many rows per table in a drawn tenant", "5", int),
+    Option(
+        "schema_compare",
+        "how round_trip and no_drift compare schemas: semantic (differences SQLite acts on fail; "
+        "column order and same-affinity type spellings are a warning) or exact (those fail too)",
+        "semantic",
+    ),
     Option("app_modules", "modules to import that register app code with @app_code(version)", ""),
     Option("recorded", "file of queries recorded with --tenantdb-record, replayed as old code", ""),
 )
@@ -106,8 +113,13 @@ class Settings:
     recorded: Path | None = None
     base: str = ""
     django_settings: str = ""
+    schema_compare: str = "semantic"
 
     def __post_init__(self) -> None:
+        if self.schema_compare not in COMPARE:
+            raise ConfigError(
+                f"tenantdb_schema_compare must be one of {list(COMPARE)}, not {self.schema_compare!r}"
+            )
         if self.versioning not in STORES:
             raise ConfigError(f"tenantdb_versioning must be one of {list(STORES)}, not {self.versioning!r}")
         for name in ("workers", "variants"):

@@ -20,12 +20,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pytest_tenantdb.checks.context import CheckContext, table_rows
-from pytest_tenantdb.errors import CheckFailure, StepFailure
+from pytest_tenantdb.errors import CheckFailure, QueryParameterError, StepFailure
 from pytest_tenantdb.migrations import Step
+from pytest_tenantdb.placeholders import binding, parameters
 from pytest_tenantdb.schema import Schema, SchemaDiff
 
 _CONSTRAINT_TABLE = re.compile(r"constraint failed: ([\w]+)\.")
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 Body = Callable[[CheckContext, sqlite3.Connection, Mapping[str, object]], None]
 
@@ -126,7 +126,7 @@ def no_drift(start: int) -> Body:
         except StepFailure:
             return  # every_path reports it
         migrated = ctx.schema_of(conn)
-        diff = SchemaDiff.between(ctx.schema(ctx.migrations.head), migrated)
+        diff = ctx.differences(SchemaDiff.between(ctx.schema(ctx.migrations.head), migrated))
         if diff:
             raise CheckFailure(
                 f"no drift: a tenant migrated from version {start} differs from a fresh tenant at "
@@ -138,7 +138,7 @@ def no_drift(start: int) -> Body:
 
 def snapshot_drift(ctx: CheckContext) -> None:
     """A tenant created from the schema snapshot has the schema of one migrated to head."""
-    diff = SchemaDiff.between(ctx.schema(ctx.migrations.head), ctx.snapshot_schema())
+    diff = ctx.differences(SchemaDiff.between(ctx.schema(ctx.migrations.head), ctx.snapshot_schema()))
     if diff:
         raise CheckFailure(
             f"no drift: new tenants created from {ctx.snapshot_origin} differ from tenants migrated "
@@ -146,12 +146,22 @@ def snapshot_drift(ctx: CheckContext) -> None:
         )
 
 
+def _row_key(schema: Schema, table: str) -> list[str]:
+    info = schema.tables[table]
+    return [info.rowid_alias] if info.rowid_alias else list(info.primary_key)
+
+
 def _keyed(
-    schema: Schema, table: str, conn: sqlite3.Connection
+    schema: Schema, table: str, conn: sqlite3.Connection, key_cols: list[str]
 ) -> tuple[list[str], dict[object, dict[str, object]] | None, list[dict[str, object]]]:
+    """The rows of ``table`` by ``key_cols`` (the key the rows had *before* the step, so that a
+    step widening a primary key still finds each old row under its old key)."""
     info = schema.tables[table]
     columns = [c.name for c in info.columns if not c.hidden]
-    key_cols = [info.rowid_alias] if info.rowid_alias else list(info.primary_key)
+    names = {c.lower(): c for c in columns}
+    if any(k.lower() not in names for k in key_cols):
+        key_cols = []  # the old key is not there any more: rows are compared as a whole
+    key_cols = [names[k.lower()] for k in key_cols]
     quoted = table.replace('"', '""')
     rows = [
         dict(zip(columns, row, strict=True))
@@ -177,11 +187,22 @@ def data_kept(step: Step) -> Body:
         for table in sorted(after_schema.tables):
             lower = table.lower()
             source = next((t for t in before_schema.tables if t.lower() == effects.source_table(lower)), None)
-            if source is None or lower in effects.whole_tables:
+            if source is None or lower in effects.whole_tables or not after_schema.tables[table].holds_data:
+                continue  # a new table, one the step rewrites, or a virtual table's derived index
+            if not before_schema.tables[source].holds_data:
                 continue
             renames = effects.column_renames.get(lower, {})
-            old_cols, old_keyed, old_rows = _keyed(before_schema, source, before)
-            new_cols, new_keyed, new_rows = _keyed(after_schema, table, conn)
+            key_cols = _row_key(before_schema, source)
+            old_cols, old_keyed, old_rows = _keyed(before_schema, source, before, key_cols)
+            if lower in effects.recreated:
+                if old_rows:
+                    problems.append(
+                        f"{table}: the step drops the table and creates it again without copying its rows: "
+                        f"{len(old_rows)} row(s) gone, e.g. {old_rows[0]!r}"
+                    )
+                continue
+            key_cols = [renames.get(k.lower(), k) for k in key_cols]
+            new_cols, new_keyed, new_rows = _keyed(after_schema, table, conn, key_cols)
             pairs = [
                 (c, renames.get(c.lower(), c))
                 for c in old_cols
@@ -214,7 +235,7 @@ def data_kept(step: Step) -> Body:
                     problems.append(f"{table}: rows changed: {project_old[:3]!r} -> {project_new[:3]!r}")
         if problems:
             raise CheckFailure(
-                f"data kept: step {step.label} changed data it does not write:\n  "
+                f"data kept: step {step.label} loses or changes data it does not write:\n  "
                 + "\n  ".join(problems[:10])
             )
 
@@ -238,6 +259,7 @@ def round_trip(step: Step) -> Body:
             raise _step_failed(exc, step.version, None, "round trip") from None
         schema_down = ctx.schema_of(conn)
         _same(
+            ctx,
             f"round trip: up -> down of {step.label} does not restore the",
             schema_before,
             schema_down,
@@ -250,6 +272,7 @@ def round_trip(step: Step) -> Body:
             raise _step_failed(exc, start, None, "round trip (up -> down -> up)") from None
         schema_again = ctx.schema_of(conn)
         _same(
+            ctx,
             f"round trip: up -> down -> up of {step.label} differs from up in the",
             schema_up,
             schema_again,
@@ -261,13 +284,14 @@ def round_trip(step: Step) -> Body:
 
 
 def _same(
+    ctx: CheckContext,
     what: str,
     schema_a: Schema,
     schema_b: Schema,
     rows_a: Mapping[str, list[tuple[object, ...]]],
     rows_b: Mapping[str, list[tuple[object, ...]]],
 ) -> None:
-    diff = SchemaDiff.between(schema_a, schema_b)
+    diff = ctx.differences(SchemaDiff.between(schema_a, schema_b))
     if diff:
         raise CheckFailure(f"{what} schema:\n  " + str(diff).replace("\n", "\n  "))
     for table in sorted(rows_a):
@@ -280,10 +304,11 @@ def _same(
 
 
 def query_params(sqls: list[str]) -> tuple[str, ...]:
-    """Named parameters (``:name``) used by ``sqls``, sorted."""
+    """The parameters ``sqls`` use, by the key hypothesis draws a value for, sorted: ``id`` for
+    ``:id``, ``@id`` and ``$id``; ``?1``, ``?2``... for positional ones (``?``, ``?NNN``)."""
     found: set[str] = set()
     for sql in sqls:
-        found.update(_PARAM.findall(re.sub(r"'(?:[^']|'')*'", "''", sql)))
+        found.update(parameters(sql).keys)
     return tuple(sorted(found))
 
 
@@ -315,18 +340,30 @@ def _app_code(
     code: list[tuple[str, Callable[[sqlite3.Connection], object]]] = []
     if ctx.queries is not None:
         for query in ctx.queries.for_version(version):
-            values = {n: params.get(n) for n in query_params([query.sql])}
-            code.append((f"query {query.name} ({query.location})", _statement(query.sql, values)))
+            label = f"query {query.name} ({query.location})"
+            code.append((label, _statement(label, query.sql, params)))
     for fn in ctx.app_code.get(version, []):
         code.append((f"{fn.__module__}.{fn.__qualname__}", fn))
     for n, sql in enumerate(ctx.recorded.get(version, []), start=1):
-        code.append((f"recorded statement {n}: {sql[:80]}", _statement(sql, {})))
+        label = f"recorded statement {n}: {sql[:80]}"
+        code.append((label, _statement(label, sql, params)))
     return code
 
 
-def _statement(sql: str, values: Mapping[str, object]) -> Callable[[sqlite3.Connection], object]:
+def _statement(label: str, sql: str, values: Mapping[str, object]) -> Callable[[sqlite3.Connection], object]:
+    """Run ``sql`` with the drawn value of each of its parameters (NULL for one not drawn).
+
+    A query Python's sqlite3 cannot bind (named and bare ``?`` mixed) fails the check with why,
+    rather than passing unchecked."""
+    try:
+        bound = binding(sql, values)
+    except QueryParameterError as exc:
+        raise CheckFailure(
+            f"old code still runs: {label} cannot be run, so it was not checked: {exc}"
+        ) from exc
+
     def run(conn: sqlite3.Connection) -> object:
-        return conn.execute(sql, dict(values)).fetchall()
+        return conn.execute(sql, bound).fetchall()
 
     return run
 
@@ -387,7 +424,7 @@ def compatible(label: str) -> Callable[[CheckContext], None]:
     def run(ctx: CheckContext) -> None:
         from pytest_tenantdb.lint.findings import as_text
 
-        findings = [f for f in ctx.lint_findings() if f.step == label]
+        findings = [f for f in ctx.lint_findings() if f.step == label and f.severity != "note"]
         if findings:
             raise CheckFailure(f"compatible: step {label} is not backward compatible:\n" + as_text(findings))
 

@@ -7,11 +7,13 @@ of v: far cheaper than replaying migrations for every hypothesis example.
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_tenantdb.checks.effects import StepEffects, analyse
+from pytest_tenantdb.errors import SchemaDifferenceWarning
 from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions
@@ -19,7 +21,7 @@ from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import Direction, MigrationSet, Step
 from pytest_tenantdb.migrations.tracing import traced
 from pytest_tenantdb.queries import QueryFolder
-from pytest_tenantdb.schema import Schema
+from pytest_tenantdb.schema import Schema, SchemaDiff
 from pytest_tenantdb.versioning import TABLES
 
 VERSION_TABLES = TABLES
@@ -36,6 +38,7 @@ class CheckContext:
     failures_dir: Path | None = None
     max_rows: int = 5
     window: str = "1"
+    schema_compare: str = "semantic"
     app_code: dict[int, list[Callable[[sqlite3.Connection], object]]] = field(default_factory=dict)
     recorded: dict[int, list[str]] = field(default_factory=dict)
     lint_options: LintOptions = field(default_factory=LintOptions)
@@ -113,6 +116,21 @@ class CheckContext:
             triggers = {n: t.sql for n, t in {**before.triggers, **after.triggers}.items()}
             self._effects[key] = analyse(traced, set(before.tables) | set(after.tables), triggers)
         return self._effects[key]
+
+    def differences(self, diff: SchemaDiff) -> SchemaDiff:
+        """The part of ``diff`` that fails a check. With ``schema_compare = semantic`` the
+        cosmetic rest (column order, same-affinity type spellings) is a warning naming it."""
+        if self.schema_compare == "exact" or not diff.cosmetic:
+            return diff
+        warnings.warn(
+            SchemaDifferenceWarning(
+                "schemas differ only where SQLite behaves the same (code using SELECT * or INSERT "
+                "without a column list sees column order); set tenantdb_schema_compare = exact to "
+                "fail on it:\n  " + str(diff.cosmetic).replace("\n", "\n  ")
+            ),
+            stacklevel=2,
+        )
+        return diff.significant
 
     def lint_findings(self) -> list[Finding]:
         """``tenantdb check``'s findings for the whole set, computed once."""

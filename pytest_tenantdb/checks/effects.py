@@ -30,6 +30,14 @@ class StepEffects:
     rows_added: set[str] = field(default_factory=set)
     column_renames: dict[str, dict[str, str]] = field(default_factory=dict)
     renamed_from: dict[str, str] = field(default_factory=dict)
+    dropped: set[str] = field(default_factory=set)
+    refilled: set[str] = field(default_factory=set)  # filled with INSERT ... SELECT
+
+    @property
+    def recreated(self) -> set[str]:
+        """Tables dropped and created again under the same name with none of their rows copied
+        (neither a copy renamed into place nor an ``INSERT ... SELECT`` into the new table)."""
+        return self.dropped - set(self.renamed_from) - self.refilled
 
     def write(self, table: str, column: str) -> None:
         self.written_columns.setdefault(table, set()).add(column)
@@ -98,6 +106,8 @@ def analyse(statements: list[str], known_tables: set[str], triggers: dict[str, s
             table = (target.this.name if isinstance(target, exp.Schema) else target.name).lower()
             columns = [c.name.lower() for c in target.expressions] if isinstance(target, exp.Schema) else []
             select = tree.expression
+            if isinstance(select, exp.Select):
+                effects.refilled.add(table)
             if isinstance(select, exp.Select) and columns:
                 source = select.args.get("from") or select.args.get("from_")
                 if source is not None and isinstance(source.this, exp.Table):
@@ -112,6 +122,11 @@ def analyse(statements: list[str], known_tables: set[str], triggers: dict[str, s
                 fire_triggers(table)
         elif isinstance(tree, exp.Delete):
             effects.whole_tables.add(tree.this.name.lower())
+        elif isinstance(tree, exp.Drop) and str(tree.args.get("kind") or "").upper() == "TABLE":
+            for node in tree.args.get("tables") or [tree.this]:
+                name = getattr(node, "name", "")
+                if name and name.lower() in known:
+                    effects.dropped.add(name.lower())
         elif isinstance(tree, exp.Alter):
             table = tree.this.name.lower()
             for action in tree.args.get("actions") or []:

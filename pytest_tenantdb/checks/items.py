@@ -69,6 +69,7 @@ def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -
         failures_dir=settings.failures,
         max_rows=settings.max_rows,
         window=settings.window,
+        schema_compare=settings.schema_compare,
         app_code={v: list(fns) for v, fns in REGISTRY.items()},
         recorded=load_recorded(settings.recorded) if settings.recorded else {},
         lint_options=lint_options(rootdir, factory.migrations(settings.migrations)),

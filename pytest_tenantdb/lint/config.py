@@ -86,11 +86,11 @@ def _options(
         raise ConfigError(f"[tool.tenantdb] dialect must be one of {list(DIALECTS)}, not {dialect!r}")
     severity = table.get("severity", {})
     if not isinstance(severity, dict) or any(
-        str(code).upper() not in RULES or level not in ("error", "warning", "off")
+        str(code).upper() not in RULES or level not in ("error", "warning", "note", "off")
         for code, level in severity.items()
     ):
         raise ConfigError(
-            f'[tool.tenantdb.severity] maps rule codes to "error", "warning" or "off", got {severity!r}'
+            f'[tool.tenantdb.severity] maps rule codes to "error", "warning", "note" or "off", got {severity!r}'
         )
     overrides = tuple(sorted((str(code).upper(), str(level)) for code, level in severity.items()))
     window = table.get("window", 1)

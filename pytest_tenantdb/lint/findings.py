@@ -79,7 +79,7 @@ def as_sarif(findings: Sequence[Finding]) -> str:
         "results": [
             {
                 "ruleId": f.code,
-                "level": "error" if f.severity == "error" else "warning",
+                "level": {"error": "error", "warning": "warning"}.get(f.severity, "note"),
                 "message": {"text": f.message},
                 "locations": [
                     {

@@ -78,6 +78,16 @@ _RULES = [
         "Code that unpacks rows by position gets more, fewer or reordered values.",
         "Select columns by name in app code.",
     ),
+    Rule(
+        "TDB205",
+        "query-broken-on-its-own-version",
+        "error",
+        "an old query does not run on the schema of its own app version",
+        "The query fails before any migration touches it (a typo, a table or column that never "
+        "existed), so whether a step breaks it cannot be told. It is reported once, at the app "
+        "version that introduced it, instead of being silently left out of every check.",
+        "Fix the query (the message says what fails) or remove it from the queries of that app version.",
+    ),
 ]
 
 RULES: dict[str, Rule] = {rule.code: rule for rule in _RULES}

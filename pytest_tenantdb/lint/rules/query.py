@@ -2,42 +2,42 @@
 
 SQLite itself prepares each query (``EXPLAIN``) against the template of the new version, so an
 unknown table or column, or a newly ambiguous column, is found exactly as the app would hit it;
-a query is only blamed on the migration when it prepares fine on its own version.
+a query is only blamed on the migration when it prepares fine on its own version. One that does
+not (a typo, a table that never existed) is reported once, as TDB205, at the version that
+introduced it. Every parameter style SQLite knows is bound to NULL (:mod:`pytest_tenantdb.placeholders`).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
+from pytest_tenantdb.errors import QueryParameterError
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.lint.rules import finding
 from pytest_tenantdb.migrations import Step
+from pytest_tenantdb.placeholders import binding
 from pytest_tenantdb.queries import Query
 from pytest_tenantdb.schema import Schema
 
 
-class _AnyParams(dict[str, Any]):
-    """Binds NULL to every named parameter, so any query can be prepared."""
-
-    def __missing__(self, key: str) -> None:
-        return None
-
-
 def _prepare(conn: sqlite3.Connection, sql: str) -> str | None:
+    """SQLite's error preparing ``sql`` with NULL for every parameter, or None when it prepares.
+
+    Raises :class:`QueryParameterError` when Python's sqlite3 cannot bind its parameters."""
+    values = binding(sql)
     try:
-        conn.execute(f"EXPLAIN {sql}", _AnyParams()) if "?" not in sql else conn.execute(
-            f"EXPLAIN {sql}", (None,) * sql.count("?")
-        )
+        conn.execute(f"EXPLAIN {sql}", values)
     except sqlite3.Error as exc:
         return str(exc)
     return None
 
 
 def _columns(conn: sqlite3.Connection, sql: str) -> tuple[str, ...] | None:
-    try:
-        cursor = conn.execute(f"SELECT * FROM ({sql.rstrip().rstrip(';')}) LIMIT 0", _AnyParams())
-    except sqlite3.Error:
+    """The columns a SELECT returns (``*`` expanded), or None when it does not run."""
+    body = sql.rstrip().rstrip(";")
+    try:  # the newline ends a trailing ``--`` comment before the closing parenthesis
+        cursor = conn.execute(f"SELECT * FROM ({body}\n) LIMIT 0", binding(body))
+    except (sqlite3.Error, QueryParameterError):
         return None
     return tuple(d[0] for d in cursor.description or ())
 
@@ -81,6 +81,21 @@ def query_finding(code: str, message: str, query: Query, app_version: int, step:
     return finding(code, text, query.path, query.line, step.label, query.sql)
 
 
+def own_version(query: Query, app_version: int) -> bool:
+    """True when ``app_version`` introduced ``query`` (or where it comes from is unknown).
+
+    A query that cannot be checked at all is reported there, once, not again at every later
+    step it is checked against."""
+    return query.version is None or query.version == app_version
+
+
+def unchecked_finding(code: str, message: str, query: Query, app_version: int, step: Step) -> Finding:
+    """A finding on an old query that could not be checked against ``step`` at all: not the
+    step's doing, so the message does not blame it (TDB205, or TDB001 for unbindable parameters)."""
+    text = f"{message} (app version {app_version}, query {query.name}; not checked against step {step.label})"
+    return finding(code, text, query.path, query.line, step.label, query.sql)
+
+
 def lint_queries(
     queries: list[Query],
     old: sqlite3.Connection,
@@ -97,8 +112,17 @@ def lint_queries(
         findings.append(query_finding(code, message, query, app_version, step))
 
     for query in queries:
-        if _prepare(old, query.sql) is not None:
-            continue  # broken on its own version already: not this migration's doing
+        try:
+            old_error = _prepare(old, query.sql)
+        except QueryParameterError as exc:
+            if own_version(query, app_version):
+                findings.append(unchecked_finding("TDB001", str(exc), query, app_version, step))
+            continue
+        if old_error is not None:  # broken on its own version already: not this migration's doing
+            if own_version(query, app_version):
+                message = f"the query does not run on the schema of its own app version: {old_error}"
+                findings.append(unchecked_finding("TDB205", message, query, app_version, step))
+            continue
         error = _prepare(new, query.sql)
         if error is not None:
             code = "TDB203" if "ambiguous" in error else "TDB201"

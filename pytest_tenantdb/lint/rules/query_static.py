@@ -5,7 +5,9 @@ sqlglot's ``qualify`` raises one error type for unknown and ambiguous columns al
 an unknown table behind ``SELECT *`` and does not check the columns of INSERT, UPDATE and DELETE,
 so tables, the columns written and the columns of UPDATE/DELETE conditions are resolved here; an
 unresolved column is ambiguous when two tables of the query have it. Like the SQLite rules, a
-query is only blamed on a migration when it resolves on its own version.
+query is only blamed on a migration when it resolves on its own version; one that does not is
+TDB205, once. sqlglot reads the postgres parameter styles (``$1``, ``%s``, ``%(name)s``,
+``:name``) as parameters, never as columns.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from typing import Any
 
 from pytest_tenantdb.lint.findings import Finding
-from pytest_tenantdb.lint.rules.query import new_not_null, query_finding
+from pytest_tenantdb.lint.rules.query import new_not_null, own_version, query_finding, unchecked_finding
 from pytest_tenantdb.migrations import Step
 from pytest_tenantdb.queries import Query
 from pytest_tenantdb.schema import Schema
@@ -220,8 +222,14 @@ def lint_queries_static(
             report("TDB001", f"sqlglot cannot read this query, so it was not checked: {first}", query)
             continue
         try:
-            if old.problems(tree):
-                continue  # broken on its own version already: not this migration's doing
+            broken = old.problems(tree)
+            if broken:  # broken on its own version already: not this migration's doing
+                if own_version(query, app_version):
+                    message = (
+                        f"the query does not resolve on the schema of its own app version: {broken[0][1]}"
+                    )
+                    findings.append(unchecked_finding("TDB205", message, query, app_version, step))
+                continue
             problems = new.problems(tree)
         except (AttributeError, TypeError, KeyError, ValueError) as exc:  # a tree of an unexpected shape
             report("TDB001", f"this query could not be resolved, so it was not checked ({exc})", query)

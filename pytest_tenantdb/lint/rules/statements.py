@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.lint.rules import rule
 from pytest_tenantdb.lint.rules.context import StepContext
 
 _NO_TRANSACTION = re.compile(r"^\s*(VACUUM\b|PRAGMA\s+(\w+\.)?(journal_mode|foreign_keys)\b)", re.IGNORECASE)
+_NOTE_HINT = (
+    "Nothing to fix (a note never fails the gate); check by hand what the statement does to existing rows."
+)
 _KIND = re.compile(r"^\s*(\w+(?:\s+(?:UNIQUE\s+)?(?:VIRTUAL\s+)?\w+)?)", re.IGNORECASE)
 
 
@@ -36,9 +40,8 @@ def unparsable(ctx: StepContext) -> Iterator[Finding]:
                 f"sqlglot cannot read this {what} statement; SQLite ran it and its effect on the schema "
                 "was checked, but rules that read statements (renames, unbounded writes) did not see it"
             )
-            yield ctx.finding(
-                "TDB001", message, f"statement {_head(statement.sql)}", statement, severity="note"
-            )
+            found = ctx.finding("TDB001", message, f"statement {_head(statement.sql)}", statement, "note")
+            yield replace(found, hint=_NOTE_HINT)
         else:
             message = "sqlglot cannot parse this statement, so it was not checked"
             yield ctx.finding("TDB001", message, f"statement {_head(statement.sql)}", statement)
