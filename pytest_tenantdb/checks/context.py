@@ -149,12 +149,13 @@ class CheckContext:
 
 
 def table_rows(conn: sqlite3.Connection, schema: Schema) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table, sorted, for comparisons."""
+    """Every row of every table holding data, columns by name and rows sorted, for comparisons."""
     result = {}
     for name, table in schema.tables.items():
         if not table.holds_data:
             continue  # a virtual table's index, rebuilt from its content table
-        cols = ", ".join(f'"{c.name}"' for c in table.columns if not c.hidden)
+        # by name, not position: a rebuild that reorders columns keeps the same data
+        cols = ", ".join(f'"{n}"' for n in sorted((c.name for c in table.columns if not c.hidden), key=str.lower))
         quoted = name.replace('"', '""')
         rows = conn.execute(f'SELECT {cols} FROM "{quoted}"').fetchall()
         result[name] = sorted(rows, key=repr)
