@@ -46,7 +46,8 @@ def _run(case: dict[str, object], root: Path) -> list[str]:
         folder = QueryFolder(root / "queries")
     migrations = MigrationSet.from_path(root / "migrations")
     templates = TemplateCache(root.parent / "cache", migrations, UserVersionStore())
-    return sorted(f.code for f in lint_project(migrations, templates, folder, LintOptions(since=1)))
+    found = lint_project(migrations, templates, folder, LintOptions(since=1))
+    return sorted(f.code for f in found if f.severity != "note")  # notes say what was not checked
 
 
 def test_corpus_precision_and_recall(tmp_path: Path) -> None:

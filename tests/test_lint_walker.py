@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_tenantdb.errors import StepFailure
-from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.walker import IGNORED, Walker
 from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.schema import Schema, SchemaDiff
 from pytest_tenantdb.versioning import UserVersionStore
 from tests.conftest import EXAMPLE
@@ -115,7 +115,9 @@ def test_walked_schema_equals_one_database_run(
     for step in migrations:
         _same(walker.apply(step), real[step.version])
     if history == "tricky":  # the renames reached every object that mentions the old names
-        assert "members" in real[2].views["user_posts"].sql and "headline" in real[2].triggers["posts_audit"].sql
+        assert (
+            "members" in real[2].views["user_posts"].sql and "headline" in real[2].triggers["posts_audit"].sql
+        )
         assert real[2].tables["posts"].foreign_keys[0].ref_table == "members"
 
 

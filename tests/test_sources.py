@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from pytest_tenantdb.errors import ConfigError, MigrationSetError, StepFailure, TenantDatabaseError
-from pytest_tenantdb.fleet.migrator import migrate_tenant, run_plan
+from pytest_tenantdb.fleet.migrator import migrate_tenant
 from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.versioning import version_store
 from tests.conftest import ROOT, make_builder
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from pytest_tenantdb.checks.effects import StepEffects, analyse
 from pytest_tenantdb.errors import SchemaDifferenceWarning
-from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import Direction, MigrationSet, Step
+from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.migrations.tracing import traced
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.schema import Schema, SchemaDiff
@@ -155,7 +155,9 @@ def table_rows(conn: sqlite3.Connection, schema: Schema) -> dict[str, list[tuple
         if not table.holds_data:
             continue  # a virtual table's index, rebuilt from its content table
         # by name, not position: a rebuild that reorders columns keeps the same data
-        cols = ", ".join(f'"{n}"' for n in sorted((c.name for c in table.columns if not c.hidden), key=str.lower))
+        cols = ", ".join(
+            f'"{n}"' for n in sorted((c.name for c in table.columns if not c.hidden), key=str.lower)
+        )
         quoted = name.replace('"', '""')
         rows = conn.execute(f'SELECT {cols} FROM "{quoted}"').fetchall()
         result[name] = sorted(rows, key=repr)

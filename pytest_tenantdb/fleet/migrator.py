@@ -20,7 +20,8 @@ from pathlib import Path
 from pytest_tenantdb import database
 from pytest_tenantdb.errors import StepFailure, TenantDatabaseError
 from pytest_tenantdb.fleet.report import TenantOutcome
-from pytest_tenantdb.migrations import Direction, MigrationSet, Step
+from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.versioning import VersionStore
 
 BACKUP_SUFFIX = ".tenantdb-backup"
@@ -29,41 +30,6 @@ BACKUP_SUFFIX = ".tenantdb-backup"
 def backup_path(path: Path) -> Path:
     """Where the backup of ``path`` lives while it is being migrated."""
     return path.with_name(path.name + BACKUP_SUFFIX)
-
-
-def run_plan(
-    conn: sqlite3.Connection,
-    migrations: MigrationSet,
-    plan: Sequence[tuple[Step, Direction]],
-    store: VersionStore,
-) -> list[str]:
-    """Run ``plan`` on ``conn``, one transaction per step; return the labels of the steps run."""
-    done: list[str] = []
-    for step, direction in plan:
-        if direction == "up":
-            new_version = step.version
-        else:
-            new_version = max((v for v in migrations.versions if v < step.version), default=0)
-        if step.transactional:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StepFailure(step.label, "BEGIN IMMEDIATE", str(step.path), str(exc), direction) from exc
-        try:
-            step.run(conn, direction)
-            store.record(conn, step, direction, new_version)
-            if step.transactional:
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StepFailure(step.label, None, str(step.path), str(exc), direction) from exc
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        done.append(step.label)
-    return done
 
 
 def restore(path: Path) -> bool:

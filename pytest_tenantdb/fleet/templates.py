@@ -18,9 +18,9 @@ from filelock import FileLock
 
 from pytest_tenantdb import database
 from pytest_tenantdb.errors import StepFailure, TemplateBuildError
-from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.seeding import SEEDER_VERSION, SIZE_ROWS, Seeder
 from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import TABLES, VersionStore
 

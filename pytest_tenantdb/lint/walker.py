@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tenantdb.errors import StepFailure
-from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import MigrationSet, SqlStep, Step
+from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.migrations.tracing import Captured, traced
 from pytest_tenantdb.schema import Schema
