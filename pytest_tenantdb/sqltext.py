@@ -126,7 +126,7 @@ def table_clauses(sql: str) -> TableClauses:
         tree = None
     if not isinstance(tree, exp.Create) or not isinstance(tree.this, exp.Schema):
         return TableClauses(without_rowid="ROWID" in options, strict="STRICT" in options, read=False)
-    checks = tuple(normalised(c.this) for c in tree.find_all(exp.CheckColumnConstraint))
+    checks = tuple(normalised(c.this) for c in tree.find_all(exp.CheckColumnConstraint, bfs=False))
     collations: dict[str, str] = {}
     for column in tree.this.expressions:
         if isinstance(column, exp.ColumnDef):

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from pytest_tenantdb.cli import main
-from pytest_tenantdb.lint.engine import explain
+from pytest_tenantdb.lint.engine import explain, lint_step
 from pytest_tenantdb.lint.rules import RULES
-from pytest_tenantdb.lint.engine import lint_step
 from pytest_tenantdb.migrations import SqlStep
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import Schema
@@ -397,3 +396,21 @@ def test_postgres_old_queries_window_and_unreadable_query(
     assert main(["check", str(root), "--format", "json"]) == 1
     found = [(f["code"], f["step"]) for f in json.loads(capsys.readouterr().out)]
     assert ("TDB201", "0003_contract") not in found  # window 1: only app 2 runs on version 3
+
+
+def test_a_rule_that_cannot_read_a_step_is_a_note_and_the_others_still_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataclasses import replace
+
+    def confused(ctx: object) -> list[object]:
+        raise AttributeError("'NoneType' object has no attribute 'name'")
+
+    monkeypatch.setitem(RULES, "TDB101", replace(RULES["TDB101"], check=confused))
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (x)")
+    before = Schema.from_connection(conn)
+    step = SqlStep(2, "wipe", Path("m/0002_wipe.sql"), (Statement("DELETE FROM t", 1),))
+    findings = lint_step(step, before, before)
+    assert [(f.code, f.severity) for f in findings] == [("TDB001", "note"), ("TDB112", "warning")]
+    assert "rule TDB101 could not read this step" in findings[0].message

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import Column, ForeignKey, Index, Schema, Table, View
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 _NO_SCHEMA_CHANGE = re.compile(
     r"\s*(COMMENT|GRANT|REVOKE|SET|VACUUM|ANALYZE|REINDEX|CLUSTER|"
@@ -23,12 +26,12 @@ _NO_SCHEMA_CHANGE = re.compile(
 )
 
 
-def _name(node: Any) -> str:
+def _name(node: exp.Expr) -> str:
     return str(node.name if hasattr(node, "name") else node).lower()
 
 
 def _column(
-    definition: Any, dialect: str, position: int
+    definition: exp.Expr, dialect: str, position: int
 ) -> tuple[Column, list[str], ForeignKey | None, bool]:
     from sqlglot import exp
 
@@ -77,7 +80,7 @@ class _Builder:
     def schema(self) -> Schema:
         return Schema(self.tables, self.indexes, self.views, self.triggers)
 
-    def create_table(self, tree: Any, sql: str) -> None:
+    def create_table(self, tree: exp.Expr, sql: str) -> None:
         from sqlglot import exp
 
         target = tree.this
@@ -107,7 +110,7 @@ class _Builder:
         )
 
     def _table_constraint(
-        self, item: Any, checks: list[str], fks: list[ForeignKey], uniques: list[tuple[str, ...]]
+        self, item: exp.Expr, checks: list[str], fks: list[ForeignKey], uniques: list[tuple[str, ...]]
     ) -> None:
         from sqlglot import exp
 
@@ -129,7 +132,7 @@ class _Builder:
             elif isinstance(part, exp.UniqueColumnConstraint) and isinstance(part.this, exp.Schema):
                 uniques.append(tuple(_name(c) for c in part.this.expressions))
 
-    def alter(self, tree: Any) -> None:
+    def alter(self, tree: exp.Expr) -> None:
         from sqlglot import exp
 
         name = _name(tree.this)
@@ -174,7 +177,7 @@ class _Builder:
                 )
         self.tables[name] = table
 
-    def _alter_column(self, column: Column, action: Any) -> Column:
+    def _alter_column(self, column: Column, action: exp.Expr) -> Column:
         if action.args.get("dtype") is not None:
             return replace(column, type=action.args["dtype"].sql(self.dialect).upper())
         if action.args.get("allow_null") is False:
@@ -187,7 +190,7 @@ class _Builder:
             return replace(column, default=action.args["default"].sql(self.dialect))
         return column
 
-    def create_index(self, tree: Any, sql: str) -> None:
+    def create_index(self, tree: exp.Expr, sql: str) -> None:
         index = tree.this
         params = index.args.get("params")
         columns = tuple(_name(o.this) for o in (params.args.get("columns") or [])) if params else ()
@@ -196,7 +199,7 @@ class _Builder:
             _name(index.this), table, columns, bool(tree.args.get("unique")), sql
         )
 
-    def drop(self, tree: Any) -> None:
+    def drop(self, tree: exp.Expr) -> None:
         kind = (tree.args.get("kind") or "").upper()
         for item in tree.args.get("tables") or tree.expressions or [tree.this]:
             name = _name(item)
@@ -230,7 +233,7 @@ def apply_ddl(schema: Schema, statements: list[Statement], dialect: str) -> tupl
     return builder.schema(), unread
 
 
-def _apply(builder: _Builder, tree: Any, sql: str) -> bool:
+def _apply(builder: _Builder, tree: exp.Expr, sql: str) -> bool:
     """Apply one parsed statement; False when it may change the schema in a way not modelled."""
     from sqlglot import exp
 

@@ -136,7 +136,12 @@ def run_rules(ctx: StepContext) -> list[Finding]:
             continue
         if ctx.failed and not found.statement_level:
             continue
-        findings.extend(found.check(ctx))
+        try:
+            findings.extend(found.check(ctx))
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            # a statement of a shape the pass did not expect: say what was not checked, go on
+            message = f"rule {code} could not read this step ({type(exc).__name__}: {exc}), so it was not checked for it"
+            findings.append(ctx.finding("TDB001", message, f"rule {code}", ctx.mentioning(), "note"))
     return findings
 
 

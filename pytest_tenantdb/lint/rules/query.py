@@ -4,7 +4,7 @@ SQLite itself prepares each query (``EXPLAIN``) against the template of the new 
 unknown table or column, or a newly ambiguous column, is found exactly as the app would hit it;
 a query is only blamed on the migration when it prepares fine on its own version. One that does
 not (a typo, a table that never existed) is reported once, as TDB205, at the version that
-introduced it. Every parameter style SQLite knows is bound to NULL (:mod:`pytest_tenantdb.placeholders`).
+introduced it. Every parameter style SQLite knows is bound to NULL (``placeholders.py``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import sqlite3
 
 from pytest_tenantdb.errors import QueryParameterError
 from pytest_tenantdb.lint.findings import Finding
+from pytest_tenantdb.lint.placeholders import binding
 from pytest_tenantdb.lint.rules import finding
 from pytest_tenantdb.migrations import Step
-from pytest_tenantdb.placeholders import binding
 from pytest_tenantdb.queries import Query
 from pytest_tenantdb.schema import Schema
 
@@ -120,8 +120,8 @@ def lint_queries(
             continue
         if old_error is not None:  # broken on its own version already: not this migration's doing
             if own_version(query, app_version):
-                message = f"the query does not run on the schema of its own app version: {old_error}"
-                findings.append(unchecked_finding("TDB205", message, query, app_version, step))
+                broken = f"the query does not run on the schema of its own app version: {old_error}"
+                findings.append(unchecked_finding("TDB205", broken, query, app_version, step))
             continue
         error = _prepare(new, query.sql)
         if error is not None:
