@@ -90,6 +90,7 @@ def test_hashes_change_only_from_the_edited_step_on(write_migrations: Writer) ->
             "has no version",
         ),
         ({"0001_a.sql": b"SELECT '\xff';"}, "not valid UTF-8"),
+        ({"0001_a.sql": b"SELECT 1;\nSELECT '\x00';"}, r"0001_a.sql:2: migration file contains a NUL byte"),
         ({"0001_a.sql": "-- migrate:down\nDROP TABLE a;"}, "no '-- migrate:up'"),
         ({"0001_a.sql": "SELECT 1;\n-- migrate:up\nSELECT 2;"}, "SQL before the first"),
         ({"0001_a.sql": "-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;"}, "more than one"),

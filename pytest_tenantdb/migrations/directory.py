@@ -19,7 +19,7 @@ from pytest_tenantdb.migrations.steps import NO_TRANSACTION_MARKER, PythonStep, 
 _STEP_NAME = re.compile(
     r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9_\-]+?)(?P<part>\.up|\.down)?\.(?P<ext>sql|py)$"
 )
-_MARKER = re.compile(r"^\s*--\s*migrate:(up|down)\b.*$", re.IGNORECASE | re.MULTILINE)
+_MARKER = re.compile(r"^\s*--\s*migrate:(up|down)\b(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass
@@ -43,6 +43,9 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise MigrationSetError(f"{path}: cannot read migration file ({exc.strerror}).") from exc
+    if b"\x00" in data:  # SQLite cannot take a statement with a NUL in it
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise MigrationSetError(f"{path}:{line}: migration file contains a NUL byte; is it a text file?")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -129,7 +132,9 @@ class DirectorySource:
     def _single_file(self, version: int, name: str, path: Path) -> SqlStep:
         text = read_text(path)
         markers = list(_MARKER.finditer(text))
-        transactional = NO_TRANSACTION_MARKER not in text.lower()
+        transactional = NO_TRANSACTION_MARKER not in text.lower() and not any(
+            _dbmate_options(m[2]).get("transaction") == "false" for m in markers
+        )
         if not markers:
             up = split_statements(text)
             return SqlStep(version, name, path, tuple(up), transactional=transactional)
@@ -160,6 +165,14 @@ class DirectorySource:
             tuple(down) if down is not None else None,
             transactional=transactional,
         )
+
+
+def _dbmate_options(rest: str) -> dict[str, str]:
+    """dbmate's options after ``-- migrate:up`` / ``-- migrate:down``: ``key:value`` words, read
+    as dbmate reads them (``transaction:false`` runs the section outside a transaction; a step runs
+    with or without one as a whole, so either section's option applies to the step)."""
+    pairs = (word.split(":") for word in rest.split())
+    return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
 
 
 def _is_django_migration(path: Path) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.lint.rules import rule
 from pytest_tenantdb.lint.rules.context import StepContext
-from pytest_tenantdb.schema import Index, Table
+from pytest_tenantdb.schema import ForeignKey, Index, Table
 from pytest_tenantdb.sqltext import check_conditions, implied_by
 
 _ROWID = {"rowid", "oid", "_rowid_"}
@@ -26,11 +26,37 @@ def _mapped(columns: tuple[str | None, ...], renames: dict[str, str]) -> tuple[s
     return tuple(renames.get(c.lower(), c.lower()) if c else "?" for c in columns)
 
 
-def _shape(index: Index, renames: dict[str, str]) -> tuple[object, ...]:
-    keys = tuple(
-        renames.get(k.split(" ")[0], k.split(" ")[0]) + k[len(k.split(" ")[0]) :] for k in index.keys
+def _shape(index: Index, renames: dict[str, str]) -> tuple[tuple[str, ...], bool, str | None]:
+    """What an index does, its key columns named as after the step."""
+    keys = []
+    for key in index.keys:
+        column, _, rest = key.partition(" ")
+        keys.append(renames.get(column, column) + (" " + rest if rest else ""))
+    return (tuple(keys), index.unique, index.where)
+
+
+def _old_target(ctx: StepContext, fk: ForeignKey, renames: dict[str, str]) -> tuple[object, ...]:
+    """What an old foreign key links, named as after the step (its columns and the table it
+    references may have been renamed: SQLite rewrites the reference on a table rename)."""
+    table = ctx.facts.table_renames.get(fk.target[1], fk.target[1])
+    return (_mapped(fk.columns, renames), table, fk.target[2])
+
+
+def _covered(ctx: StepContext, lower: str, index: Index, renames: dict[str, str]) -> bool:
+    """An old index whose job a new one does: the same keys and condition (a unique one also
+    covers a plain one), or for a plain unique index a UNIQUE constraint on its columns."""
+    keys, unique, where = _shape(index, renames)
+    for other in _indexes(ctx.after.indexes, lower):
+        other_keys, other_unique, other_where = _shape(other, {})
+        if other_keys == keys and other_where == where and (other_unique or not unique):
+            return True
+    columns = set(_mapped(index.columns, renames))
+    return (
+        unique
+        and where is None
+        and None not in index.columns
+        and any(set(_mapped(u, {})) == columns for u in ctx.new_table(lower).unique_sets)
     )
-    return (keys, index.unique, index.where)
 
 
 def _indexes(schema_indexes: dict[str, Index], table: str) -> list[Index]:
@@ -154,7 +180,7 @@ def add_check_or_foreign_key(ctx: StepContext) -> Iterator[Finding]:
                 f"check {new.name}: {check}",
                 ctx.cause(new.name),
             )
-        old_targets = {(_mapped(fk.columns, renames), fk.target[1], fk.target[2]) for fk in old.foreign_keys}
+        old_targets = {_old_target(ctx, fk, renames) for fk in old.foreign_keys}
         for fk in new.foreign_keys:
             if fk.target in old_targets or all(c.lower() in added for c in fk.columns):
                 continue  # the same link (maybe another ON DELETE), or on a new column (NULL)
@@ -181,12 +207,11 @@ def rebuild_loses(ctx: StepContext) -> Iterator[Finding]:
         renames = ctx.column_renames(lower)
         dropped = {c.name.lower() for c in old.columns} - set(renames) - {c.name.lower() for c in new.columns}
         drop = ctx.facts.dropped_tables.get(lower) or ctx.cause(new.name)
-        new_shapes = {_shape(i, {}) for i in _indexes(ctx.after.indexes, lower)}
         for index in _indexes(ctx.before.indexes, lower):
-            if index.name in ctx.after.indexes or index.name.lower() in ctx.facts.dropped_indexes:
+            if index.name in ctx.after.indexes or ctx.dropped_on_purpose("index", index.name):
                 continue  # kept, or dropped on purpose
-            if _shape(index, renames) in new_shapes or dropped & {c.lower() for c in index.columns if c}:
-                continue  # recreated under another name, or gone with a column the step drops
+            if _covered(ctx, lower, index, renames) or dropped & {c.lower() for c in index.columns if c}:
+                continue  # recreated (under another name, or as a UNIQUE), or gone with a dropped column
             yield ctx.finding(
                 "TDB114",
                 f"the rebuild of {new.name} loses index {index.name} ({index})",
@@ -196,13 +221,15 @@ def rebuild_loses(ctx: StepContext) -> Iterator[Finding]:
         for name, trigger in ctx.before.triggers.items():
             if trigger.table.lower() != lower or name in ctx.after.triggers:
                 continue
-            if name.lower() in ctx.facts.dropped_triggers:
+            if ctx.dropped_on_purpose("trigger", name):
                 continue  # dropped on purpose: TDB111
             if _names(trigger.sql) & dropped:
                 continue  # it served a column the step drops
             yield ctx.finding(
                 "TDB114", f"the rebuild of {new.name} loses trigger {name}", f"trigger {name}", drop
             )
+        if not ctx.hand_written:
+            continue  # generated from declared operations: a constraint left out was dropped on purpose
         new_columns = {c.column.lower() for text in new.checks for c in check_conditions(text)}
         for check in old.checks:
             if check in new.checks:
@@ -220,8 +247,7 @@ def rebuild_loses(ctx: StepContext) -> Iterator[Finding]:
             )
         new_targets = {fk.target for fk in new.foreign_keys}
         for fk in old.foreign_keys:
-            linked = _mapped(fk.columns, renames)
-            if (linked, fk.target[1], fk.target[2]) in new_targets or set(linked) & dropped:
+            if _old_target(ctx, fk, renames) in new_targets or set(_mapped(fk.columns, renames)) & dropped:
                 continue
             yield ctx.finding(
                 "TDB114",
