@@ -8,7 +8,7 @@ named queries (``-- name: get_user`` before each one).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pytest_tenantdb.errors import MigrationSetError
@@ -21,12 +21,14 @@ _FILE = re.compile(r"^(\d+)[\w.-]*\.sql$")
 
 @dataclass(frozen=True)
 class Query:
-    """One app query, with where it was written."""
+    """One app query, with where it was written and the app version that introduced it (its
+    file's number, or the version it was recorded or tagged at; None when not known)."""
 
     name: str
     sql: str
     path: Path
     line: int
+    version: int | None = None
 
     @property
     def location(self) -> str:
@@ -86,7 +88,7 @@ class QueryFolder:
             return []
         newest = max(usable)
         if newest not in self._loaded:
-            self._loaded[newest] = load_query_file(self.files[newest])
+            self._loaded[newest] = [replace(q, version=newest) for q in load_query_file(self.files[newest])]
         return list(self._loaded[newest])
 
 
@@ -135,7 +137,10 @@ class QuerySources:
         queries = self.folder.for_version(version) if self.folder else []
         usable = [v for v in self.tagged if v <= version]
         if usable:
-            queries = queries + self.tagged[max(usable)]
+            tag = max(usable)
+            queries = queries + [
+                q if q.version is not None else replace(q, version=tag) for q in self.tagged[tag]
+            ]
         return queries
 
     def __bool__(self) -> bool:

@@ -95,7 +95,9 @@ def test_a_real_affinity_change_is_still_flagged(tmp_path: Path, capsys: pytest.
         assert "VARCHAR(30) -> " + new_type in str(findings[0]["message"])
 
 
-def test_a_rename_through_a_rebuild_is_one_finding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rename_through_a_rebuild_is_one_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Seen on real histories: INSERT INTO tmp (new) SELECT old came out as TDB102 + TDB105 + TDB114."""
     project = tmp_path / "rename"
     (project / "migrations").mkdir(parents=True)

@@ -92,7 +92,9 @@ def test_table_clauses_are_read_with_sqlglot() -> None:
     assert clauses.checks == ("s in ('a', 'b')", "length(s) <= 5")
     assert clauses.collations == {"s": "NOCASE"}
     assert clauses.without_rowid and clauses.strict
-    assert not table_clauses("CREATE TABLE t (x) -- WITHOUT ROWID\n").without_rowid  # a comment is not a clause
+    assert not table_clauses(
+        "CREATE TABLE t (x) -- WITHOUT ROWID\n"
+    ).without_rowid  # a comment is not a clause
     assert table_clauses("CREATE TABLE t (x TEXT DEFAULT 'CHECK (x)')").checks == ()  # nor is a string
 
 

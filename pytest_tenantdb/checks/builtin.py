@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from pytest_tenantdb.checks.context import CheckContext, table_rows
 from pytest_tenantdb.errors import CheckFailure, QueryParameterError, StepFailure
+from pytest_tenantdb.lint.placeholders import binding, parameters
 from pytest_tenantdb.migrations import Step
-from pytest_tenantdb.placeholders import binding, parameters
 from pytest_tenantdb.schema import Schema, SchemaDiff
 
 _CONSTRAINT_TABLE = re.compile(r"constraint failed: ([\w]+)\.")

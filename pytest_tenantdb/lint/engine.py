@@ -90,7 +90,22 @@ def lint_project(
                 )
             _store(cache / f"{key}.json", findings[step_start:])
         previous = step.version
-    return _selected(findings, options)
+    return _selected(_once(findings), options)
+
+
+def _once(findings: list[Finding]) -> list[Finding]:
+    """A query that cannot be checked at all (TDB205, unbindable parameters) is reported once,
+    at the first step it meets, not again at every later step and window version."""
+    seen: set[tuple[str, str, int]] = set()
+    kept = []
+    for found in findings:
+        key = (found.code, found.file, found.line)
+        if found.subject.startswith("query ") and found.code in ("TDB001", "TDB205"):
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(found)
+    return kept
 
 
 def lint_step(

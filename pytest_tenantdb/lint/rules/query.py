@@ -78,7 +78,7 @@ def new_not_null(sql: str, old: Schema, new: Schema, dialect: str = "sqlite") ->
 def query_finding(code: str, message: str, query: Query, app_version: int, step: Step) -> Finding:
     """A finding on an old query, naming its app version and the step that breaks it."""
     text = f"{message} (app version {app_version}, query {query.name}; broken by step {step.label})"
-    return finding(code, text, query.path, query.line, step.label, query.sql)
+    return finding(code, text, query.path, query.line, step.label, query.sql, f"query {query.name}")
 
 
 def own_version(query: Query, app_version: int) -> bool:
@@ -93,7 +93,7 @@ def unchecked_finding(code: str, message: str, query: Query, app_version: int, s
     """A finding on an old query that could not be checked against ``step`` at all: not the
     step's doing, so the message does not blame it (TDB205, or TDB001 for unbindable parameters)."""
     text = f"{message} (app version {app_version}, query {query.name}; not checked against step {step.label})"
-    return finding(code, text, query.path, query.line, step.label, query.sql)
+    return finding(code, text, query.path, query.line, step.label, query.sql, f"query {query.name}")
 
 
 def lint_queries(
