@@ -116,7 +116,9 @@ def test_a_broken_query_is_reported_once_whatever_the_window(
         '[tool.tenantdb]\nmigrations = "migrations"\nqueries = "queries"\nwindow = 3\n'
     )
     for n in range(1, 5):
-        (tmp_path / "migrations" / f"000{n}_s.sql").write_text(f"CREATE TABLE t{n} (id INTEGER PRIMARY KEY);\n")
+        (tmp_path / "migrations" / f"000{n}_s.sql").write_text(
+            f"CREATE TABLE t{n} (id INTEGER PRIMARY KEY);\n"
+        )
     (tmp_path / "queries" / "0001.sql").write_text("-- name: typo\nSELECT id FROM t1_typo;\n")
     main(["check", str(tmp_path), "--format", "json"])
     found = json.loads(capsys.readouterr().out)
