@@ -87,9 +87,9 @@ def normalised(expression: exp.Expr) -> str:
     return str(copy.sql(dialect="sqlite")).lower()
 
 
-def _column_list_end(sql: str) -> tuple[int, list[str]] | None:
-    """Where the column list of a CREATE TABLE closes, and the words of the table options after
-    it (``WITHOUT ROWID``, ``STRICT``), found with sqlglot's tokenizer."""
+def _column_list_end(sql: str) -> tuple[int, list[str], set[str]] | None:
+    """Where the column list of a CREATE TABLE closes, the words of the table options after it
+    (``WITHOUT ROWID``, ``STRICT``) and the keywords before it, found with sqlglot's tokenizer."""
     from sqlglot.errors import TokenError
     from sqlglot.tokenizer_core import TokenType
     from sqlglot.tokens import Tokenizer
@@ -105,7 +105,8 @@ def _column_list_end(sql: str) -> tuple[int, list[str]] | None:
         elif token.token_type == TokenType.R_PAREN:
             depth -= 1
             if depth == 0:
-                return token.end + 1, [t.text.upper() for t in tokens[n + 1 :]]
+                words = {t.text.upper() for t in tokens[:n] if t.token_type != TokenType.STRING}
+                return token.end + 1, [t.text.upper() for t in tokens[n + 1 :]], words
     return None
 
 
@@ -119,7 +120,9 @@ def table_clauses(sql: str) -> TableClauses:
     end = _column_list_end(sql)
     if end is None:
         return TableClauses(read=False)
-    stop, options = end
+    stop, options, words = end
+    if not words & {"CHECK", "COLLATE"}:  # nothing to parse for (most tables): the tokens suffice
+        return TableClauses(without_rowid="ROWID" in options, strict="STRICT" in options)
     try:
         tree = sqlglot.parse_one(sql[:stop], read="sqlite")
     except sqlglot.errors.SqlglotError:
