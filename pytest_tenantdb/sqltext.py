@@ -73,6 +73,19 @@ def affinity(declared: str) -> str:
     return "NUMERIC"
 
 
+@functools.lru_cache(maxsize=16384)
+def parse_statement(sql: str, dialect: str) -> exp.Expr | None:
+    """sqlglot's tree of one statement, or None when sqlglot cannot read it. Trees are shared
+    between callers (the rules, the static schema builder): they read them, never change them."""
+    import sqlglot
+
+    _sqlglot()
+    try:
+        return sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return None
+
+
 def _sqlglot() -> None:
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # fallbacks to Command are expected
 

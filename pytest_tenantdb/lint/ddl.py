@@ -8,13 +8,13 @@ What cannot be modelled (a Python step, an unparsable statement) is returned, ne
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import Column, ForeignKey, Index, Schema, Table, View
+from pytest_tenantdb.sqltext import parse_statement
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -214,15 +214,11 @@ class _Builder:
 
 def apply_ddl(schema: Schema, statements: list[Statement], dialect: str) -> tuple[Schema, list[Statement]]:
     """``schema`` after ``statements``, and the statements that could not be read."""
-    import sqlglot
-
-    logging.getLogger("sqlglot").setLevel(logging.ERROR)
     builder = _Builder(schema, dialect)
     unread: list[Statement] = []
     for statement in statements:
-        try:
-            tree = sqlglot.parse_one(statement.sql, read=dialect)
-        except sqlglot.errors.SqlglotError:
+        tree = parse_statement(statement.sql, dialect)  # the tree the rules read too
+        if tree is None:
             unread.append(statement)
             continue
         try:

@@ -1,7 +1,7 @@
 """What every rule pass reads: one step, the schemas around it, and its statements parsed once.
 
-sqlglot parses each statement of the step once here (cached by text, so a statement seen again
-in another run or dialect pass is not parsed again). One walk over the parsed statements, in
+sqlglot parses each statement of the step once (``sqltext.parse_statement``, cached by text:
+the static schema builder of other dialects reads the same trees). One walk over the parsed statements, in
 order, records what the step *means* to do: tables created, copied into, dropped and renamed
 (following a temporary table through the 12-step rebuild to the name it ends under), columns
 added, dropped and renamed (in place, or by copying ``old`` into ``new`` during a rebuild), and
@@ -13,7 +13,6 @@ that causes each finding.
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,24 +23,12 @@ from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import SqlStep, Step
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import Schema, Table
+from pytest_tenantdb.sqltext import parse_statement
 
 if TYPE_CHECKING:
     from sqlglot import exp
 
 _ROWID = {"rowid", "oid", "_rowid_"}
-
-
-@functools.lru_cache(maxsize=16384)
-def parse(sql: str, dialect: str) -> exp.Expr | None:
-    """sqlglot's tree of one statement, or None when sqlglot cannot read it. Trees are shared
-    between callers: passes read them and never change them."""
-    import sqlglot
-
-    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # fallbacks to Command are expected
-    try:
-        return sqlglot.parse_one(sql, read=dialect)
-    except sqlglot.errors.SqlglotError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -102,7 +89,7 @@ class StepContext:
         self.dialect = dialect
         self.failed = failed  # the step does not run: only statement rules apply
         statements = list(step.up) if isinstance(step, SqlStep) else list(ran or ())
-        self.statements = [Parsed(s, parse(s.sql, dialect)) for s in statements]
+        self.statements = [Parsed(s, parse_statement(s.sql, dialect)) for s in statements]
         self.before_tables = {t.lower(): t for t in before.tables}
         self.after_tables = {t.lower(): t for t in after.tables}
         self.facts = _walk(self.statements, self.before_tables)
