@@ -414,3 +414,34 @@ def test_a_rule_that_cannot_read_a_step_is_a_note_and_the_others_still_run(
     findings = lint_step(step, before, before)
     assert [(f.code, f.severity) for f in findings] == [("TDB001", "note"), ("TDB112", "warning")]
     assert "rule TDB101 could not read this step" in findings[0].message
+
+
+def test_postgres_mode_parses_each_statement_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlglot
+
+    from pytest_tenantdb.fleet.templates import TemplateCache
+    from pytest_tenantdb.lint.engine import LintOptions, lint_project
+    from pytest_tenantdb.migrations import MigrationSet
+    from pytest_tenantdb.sqltext import parse_statement
+    from pytest_tenantdb.versioning import UserVersionStore
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "0001_a.sql").write_text(
+        "CREATE TABLE a (id INT PRIMARY KEY, n INT);\nCREATE INDEX ix ON a (n);\n"
+    )
+    (tmp_path / "m" / "0002_b.sql").write_text(
+        "ALTER TABLE a ADD COLUMN c INT DEFAULT 0;\nALTER TABLE a DROP COLUMN n;\n"
+    )
+    parsed: list[str] = []
+    real = sqlglot.parse_one
+    monkeypatch.setattr(sqlglot, "parse_one", lambda sql, **kw: parsed.append(sql) or real(sql, **kw))
+    parse_statement.cache_clear()
+    migrations = MigrationSet.from_path(tmp_path / "m")
+    found = lint_project(
+        migrations,
+        TemplateCache(tmp_path / "c", migrations, UserVersionStore()),
+        None,
+        LintOptions(dialect="postgres"),
+    )
+    assert sorted(parsed) == sorted(s.sql for step in migrations for s in step.up)  # type: ignore[attr-defined]
+    assert [f.code for f in found] == ["TDB102"]
