@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.lint.rules.query import new_not_null, own_version, query_finding, unchecked_finding
 from pytest_tenantdb.migrations import Step
 from pytest_tenantdb.queries import Query
 from pytest_tenantdb.schema import Schema
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 _UNRESOLVED = re.compile(r"Column '([^']+)' could not be resolved|Unknown column: (\S+)")
 
@@ -80,16 +83,16 @@ class Resolver:
                     self.broken_views[name] = problems[0][1]
                     continue
                 try:
-                    self.columns[name] = [c.lower() for c in self._qualified(query, mapping).named_selects]
+                    self.columns[name] = [c.lower() for c in _selects(self._qualified(query, mapping))]
                 except sqlglot.errors.SqlglotError as exc:
                     self.broken_views[name] = str(exc).splitlines()[0]
 
     # -- what is wrong with a query on this schema ------------------------------------------
 
-    def problems(self, tree: Any) -> list[Problem]:
+    def problems(self, tree: exp.Expr) -> list[Problem]:
         return self._problems(tree, self.mapping)
 
-    def _problems(self, tree: Any, mapping: Any) -> list[Problem]:
+    def _problems(self, tree: exp.Expr, mapping: Any) -> list[Problem]:
         from sqlglot import exp
 
         if not isinstance(tree, exp.Query | exp.Insert | exp.Update | exp.Delete):
@@ -115,7 +118,7 @@ class Resolver:
             problems += self._select(tree, mapping)
         return problems
 
-    def _insert(self, tree: Any, mapping: Any) -> list[Problem]:
+    def _insert(self, tree: exp.Expr, mapping: Any) -> list[Problem]:
         from sqlglot import exp
 
         target = tree.this
@@ -130,14 +133,14 @@ class Resolver:
             problems += self._select(source, mapping)
         return problems
 
-    def _write_conditions(self, tree: Any) -> list[Problem]:
+    def _write_conditions(self, tree: exp.Expr) -> list[Problem]:
         """The columns an UPDATE sets and the columns its (or a DELETE's) condition reads."""
         from sqlglot import exp
 
         aliases: dict[str, str] = {}
-        for table in tree.find_all(exp.Table):
-            if table.find_ancestor(exp.Select) is None:  # the target and its FROM/USING tables
-                aliases[(table.alias or table.name).lower()] = table.name.lower()
+        for node in tree.find_all(exp.Table):
+            if node.find_ancestor(exp.Select) is None:  # the target and its FROM/USING tables
+                aliases[(node.alias or node.name).lower()] = node.name.lower()
         sources = list(dict.fromkeys(aliases.values()))
         problems: list[Problem] = []
         for column in tree.find_all(exp.Column):
@@ -156,7 +159,7 @@ class Resolver:
                 problems.append(("TDB203", f"ambiguous column name: {column.name}"))
         return problems
 
-    def _select(self, query: Any, mapping: Any) -> list[Problem]:
+    def _select(self, query: exp.Expr, mapping: Any) -> list[Problem]:
         from sqlglot import exp
         from sqlglot.errors import OptimizeError
 
@@ -172,14 +175,14 @@ class Resolver:
             return [("TDB201", f"no such column: {name}" if name else str(exc))]
         return []
 
-    def _qualified(self, query: Any, mapping: Any) -> Any:
+    def _qualified(self, query: exp.Expr, mapping: Any) -> exp.Expr:
         from sqlglot.optimizer.qualify import qualify
 
         return qualify(
             _without_db(query), dialect=self.dialect, schema=mapping, validate_qualify_columns=True
         )
 
-    def output(self, tree: Any) -> tuple[str, ...] | None:
+    def output(self, tree: exp.Expr) -> tuple[str, ...] | None:
         """The columns a query returns (``*`` expanded), or None when it does not resolve."""
         from sqlglot import exp
         from sqlglot.errors import OptimizeError
@@ -187,12 +190,19 @@ class Resolver:
         if not isinstance(tree, exp.Query):
             return None
         try:
-            return tuple(self._qualified(tree, self.mapping).named_selects)
+            return tuple(_selects(self._qualified(tree, self.mapping)))
         except OptimizeError:
             return None
 
 
-def _without_db(tree: Any) -> Any:
+def _selects(tree: exp.Expr) -> list[str]:
+    """The output column names of a qualified query (none for a statement that is not one)."""
+    from sqlglot import exp
+
+    return list(tree.named_selects) if isinstance(tree, exp.Query) else []
+
+
+def _without_db(tree: exp.Expr) -> exp.Expr:
     """A copy of ``tree`` with schema qualifiers dropped (``public.users`` is ``users``)."""
     from sqlglot import exp
 
