@@ -93,6 +93,7 @@ class StepContext:
         self.before_tables = {t.lower(): t for t in before.tables}
         self.after_tables = {t.lower(): t for t in after.tables}
         self.facts = _walk(self.statements, self.before_tables)
+        self._renames: dict[str, dict[str, str]] = {}
         self.rebuilt = {
             t
             for t in self.before_tables
@@ -183,6 +184,11 @@ class StepContext:
         """Old -> new column names of ``table`` (lower case): ``RENAME COLUMN``, or a rebuild that
         copies old ``a`` into new ``b`` where the new table has no ``a`` and the old had no ``b``."""
         lower = table.lower()
+        if lower not in self._renames:
+            self._renames[lower] = self._column_renames(lower)
+        return self._renames[lower]
+
+    def _column_renames(self, lower: str) -> dict[str, str]:
         found = {old: new for (t, old), new in self.facts.column_renames.items() if t == lower}
         copy = self.facts.copies.get(lower)
         if copy is None or copy.source != lower or lower not in self.rebuilt:
@@ -207,6 +213,10 @@ class StepContext:
 
     def changed_tables(self) -> list[str]:
         """Tables (lower case) that exist before and after the step and that it may have changed."""
+        return self._changed
+
+    @functools.cached_property
+    def _changed(self) -> list[str]:
         touched = {
             i.table.lower() for n, i in self.after.indexes.items() if self.before.indexes.get(n) is not i
         }
