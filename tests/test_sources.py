@@ -608,3 +608,27 @@ def test_an_alembic_ini_elsewhere_with_here_and_version_locations(tmp_path: Path
     migrations = MigrationSet.from_path(ini)
     assert [s.name for s in migrations] == ALEMBIC_ORDER
     assert all(s.env is not None for s in migrations)  # type: ignore[attr-defined]
+
+
+def test_a_django_finding_cites_the_operation_that_made_it(tmp_path: Path) -> None:
+    """A Django migration runs no code of its own: the statement is cited at its operation."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "fixtures" / "django_project", project)
+    (project / "pyproject.toml").write_text(
+        '[tool.tenantdb]\nmigrations = "django:notes"\ndjango_settings = "django_project_settings"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_tenantdb.cli", "check", str(project), "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project)},
+    )
+    import json
+
+    findings = json.loads(result.stdout)
+    unique = [f for f in findings if f["code"] == "TDB108"]
+    assert [(Path(f["file"]).name, f["line"], f["subject"]) for f in unique] == [
+        ("0003_unique_slug.py", 10, "unique notes_note(slug)")
+    ], result.stdout + result.stderr

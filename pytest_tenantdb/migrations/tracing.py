@@ -7,6 +7,7 @@ same time. :func:`traced` stacks them.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import sys
@@ -40,11 +41,48 @@ class Captured(list[Statement]):
 
     def _line(self) -> int:
         frame = sys._getframe(2)
+        declared = None
         while frame is not None:
             if frame.f_code.co_filename == self._path:
                 return frame.f_lineno
+            if declared is None:
+                declared = _declared_operation(frame.f_locals, self._path)
             frame = frame.f_back  # type: ignore[assignment]
-        return 1
+        return declared or 1
+
+
+def _declared_operation(names: dict[str, Any], path: str) -> int | None:
+    """The line of the operation a declarative migration (Django's ``operations = [...]``) is
+    running, when the stack shows its executor applying one: such files run no code of their
+    own, so the statement is cited at the operation that made it."""
+    operation, owner = names.get("operation"), names.get("self")
+    operations = getattr(owner, "operations", None)
+    if operation is None or not isinstance(operations, list):
+        return None
+    for index, item in enumerate(operations):
+        if item is operation:
+            lines = _operation_lines(path)
+            return lines[index] if index < len(lines) else None
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _operation_lines(path: str) -> tuple[int, ...]:
+    """The line of each item of the ``operations = [...]`` list a migration file declares."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return ()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "operations" for t in node.targets)
+            and isinstance(node.value, ast.List | ast.Tuple)
+        ):
+            return tuple(item.lineno for item in node.value.elts)
+    return ()
 
 
 @contextmanager
