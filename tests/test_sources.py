@@ -613,7 +613,7 @@ def test_an_alembic_ini_elsewhere_with_here_and_version_locations(tmp_path: Path
 def test_a_django_finding_cites_the_operation_that_made_it(tmp_path: Path) -> None:
     """A Django migration runs no code of its own: the statement is cited at its operation."""
     project = tmp_path / "project"
-    shutil.copytree(ROOT / "fixtures" / "django_project", project)
+    shutil.copytree(DJANGO, project)
     (project / "pyproject.toml").write_text(
         '[tool.tenantdb]\nmigrations = "django:notes"\ndjango_settings = "django_project_settings"\n'
     )
