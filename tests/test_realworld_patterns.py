@@ -150,3 +150,8 @@ def test_shadow_tables_are_known_and_never_drawn(tmp_path: Path) -> None:
     assert shadows == {"r_fts_data", "r_fts_idx", "r_fts_docsize", "r_fts_config"}
     assert {schema.tables[n].shadow_of for n in shadows} == {"r_fts"}
     assert schema.insert_order() == ["r"]  # the seeder draws rows for r only
+
+
+def test_the_text_summary_counts_notes_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(_project("E_fts5", tmp_path))]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("0 findings, 2 notes")

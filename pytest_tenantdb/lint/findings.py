@@ -34,7 +34,12 @@ def as_text(findings: Sequence[Finding]) -> str:
             lines.append("    " + f.statement.replace("\n", "\n    "))
         if f.hint:
             lines.append(f"    safe alternative: {f.hint}")
-    lines.append(f"{len(findings)} finding{'s' if len(findings) != 1 else ''}")
+    notes = sum(1 for f in findings if f.severity == "note")
+    count = len(findings) - notes
+    lines.append(
+        f"{count} finding{'s' if count != 1 else ''}"
+        + (f", {notes} note{'s' if notes != 1 else ''}" if notes else "")
+    )
     return "\n".join(lines)
 
 
