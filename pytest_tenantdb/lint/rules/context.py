@@ -28,8 +28,6 @@ from pytest_tenantdb.sqltext import parse_statement
 if TYPE_CHECKING:
     from sqlglot import exp
 
-_ROWID = {"rowid", "oid", "_rowid_"}
-
 
 @dataclass(frozen=True)
 class Parsed:
@@ -58,7 +56,6 @@ class StepFacts:
     created: dict[str, Statement] = field(default_factory=dict)  # CREATE TABLE of the final name
     copies: dict[str, Copy] = field(default_factory=dict)
     column_origin: dict[tuple[str, str], Statement] = field(default_factory=dict)
-    added_columns: set[tuple[str, str]] = field(default_factory=set)  # by ALTER TABLE ADD COLUMN
     dropped_indexes: dict[str, Statement] = field(default_factory=dict)
     created_indexes: dict[str, Statement] = field(default_factory=dict)
     dropped_triggers: dict[str, Statement] = field(default_factory=dict)
@@ -271,9 +268,6 @@ def _visit(
 ) -> None:
     from sqlglot import exp
 
-    def original(name: str) -> str:
-        return names.holds.get(name, name)
-
     kind = str(tree.args.get("kind") or "").upper() if isinstance(tree, exp.Create | exp.Drop) else ""
     if isinstance(tree, exp.Create) and kind == "TABLE":
         table = _name(_table_of(tree.this))
@@ -298,7 +292,7 @@ def _visit(
         if isinstance(select, exp.Select):
             source = select.args.get("from") or select.args.get("from_")
             if source is not None and isinstance(source.this, exp.Table):
-                origin = original(_name(source.this))
+                origin = names.holds.get(_name(source.this), _name(source.this))
                 columns = (
                     [_name(c) for c in target.expressions]
                     if isinstance(target, exp.Schema)
@@ -340,7 +334,6 @@ def _visit(
                 facts.column_origin[(table, new)] = statement
             elif isinstance(action, exp.ColumnDef):
                 facts.column_origin[(table, _name(action))] = statement
-                facts.added_columns.add((table, _name(action)))
             elif isinstance(action, exp.Drop):
                 facts.column_origin[(table, _name(action.this))] = statement
     elif isinstance(tree, exp.Update | exp.Delete):
@@ -368,4 +361,3 @@ def _move(facts: StepFacts, names: _Names, old: str, new: str, before: dict[str,
         del facts.column_origin[key]
     for key in [k for k in facts.column_origin if k[0] == old]:
         facts.column_origin[(new, key[1])] = facts.column_origin.pop(key)
-    facts.added_columns = {(new if t == old else t, c) for t, c in facts.added_columns}
