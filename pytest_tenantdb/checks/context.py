@@ -47,6 +47,7 @@ class CheckContext:
     _by_sql: dict[tuple[tuple[str, ...], ...], Schema] = field(default_factory=dict)
     _effects: dict[tuple[str, ...], StepEffects] = field(default_factory=dict)
     _templates: dict[int, sqlite3.Connection] = field(default_factory=dict)
+    _warned: set[str] = field(default_factory=set)
 
     @property
     def migrations(self) -> MigrationSet:
@@ -122,6 +123,9 @@ class CheckContext:
         cosmetic rest (column order, same-affinity type spellings) is a warning naming it."""
         if self.schema_compare == "exact" or not diff.cosmetic:
             return diff
+        if str(diff.cosmetic) in self._warned:  # once per difference, not once per drawn tenant
+            return diff.significant
+        self._warned.add(str(diff.cosmetic))
         warnings.warn(
             SchemaDifferenceWarning(
                 "schemas differ only where SQLite behaves the same (code using SELECT * or INSERT "
