@@ -155,3 +155,18 @@ def test_shadow_tables_are_known_and_never_drawn(tmp_path: Path) -> None:
 def test_the_text_summary_counts_notes_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(_project("E_fts5", tmp_path))]) == 0
     assert capsys.readouterr().out.rstrip().endswith("0 findings, 2 notes")
+
+
+def test_notes_are_notes_in_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    from xml.etree import ElementTree as ET
+
+    project = _project("E_fts5", tmp_path)
+    assert main(["check", str(project), "--format", "sarif"]) == 0
+    results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    assert {r["level"] for r in results} == {"note"}
+    assert main(["check", str(project), "--format", "github"]) == 0
+    assert capsys.readouterr().out.count("::notice ") == 2
+    assert main(["check", str(project), "--format", "junit"]) == 0
+    suite = ET.fromstring(capsys.readouterr().out)
+    assert (suite.get("failures"), suite.get("skipped")) == ("0", "2")
