@@ -260,4 +260,7 @@ def run_all(size: str = "smoke") -> list[Figure]:
             part.mkdir()
             figures.extend(bench_checks(part, amount))
         figures.extend(bench_sources(workdir / "sources", size == "full"))
+        from benchmarks.realworld import bench_realworld
+
+        figures.extend(bench_realworld(workdir / "realworld", size == "full"))
     return figures

@@ -280,6 +280,15 @@ def check_conditions(text: str) -> tuple[ColumnCheck, ...]:
     return tuple(found)
 
 
+@functools.lru_cache(maxsize=8192)
+def check_columns(text: str) -> frozenset[str]:
+    """The columns a CHECK expression reads (lower case); empty when sqlglot cannot read it."""
+    from sqlglot import exp
+
+    tree = parse_statement(text, "sqlite")
+    return frozenset(c.name.lower() for c in tree.find_all(exp.Column)) if tree is not None else frozenset()
+
+
 def merged(conditions: list[ColumnCheck]) -> dict[str, ColumnCheck]:
     """Conditions on the same column combined (``x >= 0`` and ``x <= 9`` make one range)."""
     found: dict[str, ColumnCheck] = {}

@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 19
+    assert len(figures) == 22
     for part in (
         "migrate+seed each from empty",
         "copying files only",
@@ -35,6 +35,9 @@ def test_benchmarks_smoke() -> None:
         "revision through Alembic vs its SQL",
         "Alembic source: fleet of",
         "built-in checks: alembic_project fixture",
+        "real histories (",
+        "real Django apps vs django-migration-linter",
+        "real Alembic histories vs squawk",
     ):
         assert any(part in n for n in names), part  # every figure is there
     for figure in figures:

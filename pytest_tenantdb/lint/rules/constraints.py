@@ -17,7 +17,7 @@ from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.lint.rules import rule
 from pytest_tenantdb.lint.rules.context import StepContext
 from pytest_tenantdb.schema import ForeignKey, Index, Table
-from pytest_tenantdb.sqltext import check_conditions, implied_by
+from pytest_tenantdb.sqltext import check_columns, check_conditions, implied_by
 
 _ROWID = {"rowid", "oid", "_rowid_"}
 
@@ -71,8 +71,10 @@ def _all_null(ctx: StepContext, lower: str, column: str) -> bool:
         return False
     if new.column(column).default is not None or lower in ctx.facts.written:
         return False
+    if ctx.source_writes(lower, ("update", "save", "bulk_update")):
+        return False  # a Python backfill that runs only when there are rows
     copy = ctx.facts.copies.get(lower)
-    if copy is None or column not in copy.columns:
+    if copy is None or column not in copy.columns or column in copy.nulls:
         return True
     source = copy.columns[column]
     return source is not None and source not in {c.name.lower() for c in old.columns}
@@ -100,13 +102,11 @@ def _rowid_kept(ctx: StepContext, lower: str, new: Table) -> bool:
 def add_unique(ctx: StepContext) -> Iterator[Finding]:
     for lower in ctx.changed_tables():
         new = ctx.new_table(lower)
-        if lower in ctx.facts.written:
-            continue  # the step cleans the table's data before adding the constraint: the safe way
         renames = ctx.column_renames(lower)
         old_shapes = {_shape(i, renames) for i in _indexes(ctx.before.indexes, lower)}
         for unique in new.unique_sets:
-            if _cannot_be_violated(ctx, lower, unique):
-                continue
+            if _cannot_be_violated(ctx, lower, unique) or ctx.cleans(lower, set(unique)):
+                continue  # (cleaning the data in the step before adding the constraint is the safe way)
             columns = ", ".join(unique)
             yield ctx.finding(
                 "TDB108",
@@ -119,6 +119,7 @@ def add_unique(ctx: StepContext) -> Iterator[Finding]:
                 not index.unique
                 or _shape(index, {}) in old_shapes
                 or _cannot_be_violated(ctx, lower, index.columns)
+                or ctx.cleans(lower, {c for c in index.columns if c})
             ):
                 continue
             columns = ", ".join(index.keys)
@@ -131,8 +132,11 @@ def add_unique(ctx: StepContext) -> Iterator[Finding]:
 
 
 def _cannot_be_violated(ctx: StepContext, lower: str, columns: tuple[str | None, ...]) -> bool:
-    """A superset of a key that is already unique, the rowid, or a column that is NULL in
-    every existing row (NULLs are distinct in a UNIQUE)."""
+    """A table the step empties (dropped and created again, nothing copied in), a superset of a
+    key that is already unique, the rowid, or a column that is NULL in every existing row (NULLs
+    are distinct in a UNIQUE)."""
+    if ctx.emptied(lower):
+        return True
     if None in columns:
         return False  # an expression index: nothing is assumed
     old, new = ctx.old_table(lower), ctx.new_table(lower)
@@ -170,9 +174,13 @@ def add_check_or_foreign_key(ctx: StepContext) -> Iterator[Finding]:
         for check in new.checks:
             if check in old.checks or implied_by(check, old.checks, renames):
                 continue
-            conditions = check_conditions(check)
-            if conditions and all(c.column.lower() in added for c in conditions):
-                continue  # on a column this step adds: existing rows get its default
+            columns = check_columns(check)
+            if ctx.emptied(lower):
+                continue  # no row is left to break it
+            if columns and columns <= added:
+                continue  # on columns this step adds: existing rows get their defaults
+            if ctx.cleans(lower, columns):
+                continue  # the step cleans the data first: the safe way
             yield ctx.finding(
                 "TDB109",
                 f"CHECK ({check}) added to existing table {new.name}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +43,16 @@ class Copy:
     source: str
     columns: dict[str, str | None]
     statement: Statement
+    nulls: frozenset[str] = frozenset()  # target columns filled with a NULL literal
+
+
+@dataclass(frozen=True)
+class Unbounded:
+    """An UPDATE or DELETE without WHERE on a table that existed before the step."""
+
+    statement: Statement
+    table: str
+    sets: frozenset[str]  # the columns an UPDATE sets (empty for a DELETE)
 
 
 @dataclass
@@ -61,8 +71,11 @@ class StepFacts:
     dropped_triggers: dict[str, Statement] = field(default_factory=dict)
     dropped_views: dict[str, Statement] = field(default_factory=dict)
     written: set[str] = field(default_factory=set)  # tables the step UPDATEs or DELETEs from
+    deleted: set[str] = field(default_factory=set)  # tables the step DELETEs from
+    updated: dict[str, set[str]] = field(default_factory=dict)  # table -> columns an UPDATE sets
+    copied_from: set[str] = field(default_factory=set)  # tables an INSERT ... SELECT reads
     unreadable: list[Statement] = field(default_factory=list)
-    unbounded: list[Statement] = field(default_factory=list)
+    unbounded: list[Unbounded] = field(default_factory=list)
 
 
 class StepContext:
@@ -133,6 +146,36 @@ class StepContext:
             if all(re.search(rf"\b{re.escape(n.lower())}\b", text) for n in names):
                 return parsed.statement
         return self.statements[0].statement if self.statements else None
+
+    def emptied(self, lower: str) -> bool:
+        """The step drops the table and creates it again with none of its rows copied in."""
+        return lower in self.rebuilt and lower not in self.facts.copies
+
+    def cleans(self, table: str, columns: Collection[str]) -> bool:
+        """Whether the step cleans ``table``'s data before constraining ``columns``: it deletes
+        rows, or updates columns that already held data (not a fill of a column it adds), or, for
+        a Python-driven step whose deletes depend on the data (none run on the checker's empty
+        tables), its source deletes rows of that table or of the Django model stored in it."""
+        lower = table.lower()
+        if lower in self.facts.deleted:
+            return True
+        existing = (
+            {c.name.lower() for c in self.old_table(lower).columns} if lower in self.before_tables else set()
+        )
+        if self.facts.updated.get(lower, set()) & existing & {c.lower() for c in columns}:
+            return True
+        return self.source_writes(lower, ("delete",))
+
+    def source_writes(self, table: str, verbs: tuple[str, ...]) -> bool:
+        """For a Python-driven step, whether its source names ``table`` (or the Django model
+        stored in it) and one of ``verbs``: its data migrations write only when there are rows,
+        so on the checker's empty tables they run no statement to see."""
+        if self.hand_written:
+            return False
+        lower = table.lower()
+        model = lower.split("_", 1)[-1]  # Django stores model Foo of app bar as bar_foo
+        words = self._source_words
+        return any(v in words for v in verbs) and bool({lower, model} & words)
 
     @functools.cached_property
     def _source_words(self) -> frozenset[str]:
@@ -306,7 +349,15 @@ def _visit(
                     target, exp.Schema
                 ):
                     mapping = {c: c for c in columns}
-                facts.copies[table] = Copy(origin, mapping, statement)
+                nulls = frozenset(
+                    c
+                    for c, p in zip(columns, select.expressions, strict=False)
+                    if isinstance(p.this if isinstance(p, exp.Alias) else p, exp.Null)
+                )
+                facts.copies[table] = Copy(origin, mapping, statement, nulls)
+                facts.copied_from.add(origin)
+                if table in facts.created:  # a copy holds the rows of the table it copies
+                    names.holds.setdefault(table, origin)
     elif isinstance(tree, exp.Drop):
         targets = [_name(_table_of(n)) for n in tree.args.get("tables") or [tree.this] if n is not None]
         for name in targets:
@@ -314,6 +365,8 @@ def _visit(
                 held = names.holds.pop(name, None)
                 if held is not None or (name in before and name not in facts.created):
                     facts.dropped_tables[held or name] = statement
+                if held is not None and facts.table_renames.get(held) == name:
+                    del facts.table_renames[held]  # renamed out of the way, then dropped
                 facts.created.pop(name, None)
                 facts.copies.pop(name, None)
             elif kind == "INDEX":
@@ -339,8 +392,15 @@ def _visit(
     elif isinstance(tree, exp.Update | exp.Delete):
         table = _name(tree.this)
         facts.written.add(table)
+        set_columns = {_name(e.this) for e in tree.expressions if isinstance(e, exp.EQ)}
+        if isinstance(tree, exp.Delete):
+            facts.deleted.add(table)
+        else:
+            facts.updated.setdefault(table, set()).update(set_columns)
         if tree.args.get("where") is None and table not in facts.created:
-            facts.unbounded.append(statement)  # a table this step creates holds no tenant data
+            if isinstance(tree, exp.Delete) and table in facts.copied_from:
+                return  # a move: the rows were copied elsewhere first
+            facts.unbounded.append(Unbounded(statement, table, frozenset(set_columns)))
 
 
 def _move(facts: StepFacts, names: _Names, old: str, new: str, before: dict[str, str]) -> None:
@@ -350,13 +410,15 @@ def _move(facts: StepFacts, names: _Names, old: str, new: str, before: dict[str,
         if old in facts.copies:
             facts.copies[new] = facts.copies.pop(old)
         names.create_columns[new] = names.create_columns.pop(old, [])
-        if old in names.holds:
-            names.holds[new] = names.holds.pop(old)
+        origin = names.holds.pop(old, None)  # the existing table whose rows it holds, if any
     else:  # an existing table under a new name
-        origin = names.holds.pop(old, old)
-        if origin in before:
-            names.holds[new] = origin
-            facts.table_renames[origin] = new
+        origin = names.holds.pop(old, old if old in before else None)
+    if origin is not None:
+        names.holds[new] = origin
+        if new != origin:
+            facts.table_renames[origin] = new  # the rebuilt table renamed too (Alembic batch, then rename)
+        else:
+            facts.table_renames.pop(origin, None)  # back under its own name: the 12-step rebuild
     for key in [k for k in facts.column_origin if k[0] == new]:
         del facts.column_origin[key]
     for key in [k for k in facts.column_origin if k[0] == old]:
