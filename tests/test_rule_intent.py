@@ -123,3 +123,35 @@ def test_a_broken_query_is_reported_once_whatever_the_window(
     main(["check", str(tmp_path), "--format", "json"])
     found = json.loads(capsys.readouterr().out)
     assert [(f["code"], f["subject"]) for f in found] == [("TDB205", "query typo")]
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        # a backfill of the column the step adds is not an unbounded write; of an old one it is
+        ("ALTER TABLE t ADD COLUMN c TEXT;\nUPDATE t SET c = '';\n", []),
+        ("UPDATE t SET a = '';\n", [("TDB112", 1, "statement UPDATE t SET a = ''")]),
+        # a move: the rows are copied elsewhere, then deleted
+        (
+            "CREATE TABLE t_old (id INTEGER, a TEXT);\nINSERT INTO t_old SELECT id, a FROM t;\nDELETE FROM t;\n",
+            [],
+        ),
+        # a UNIQUE on a column the step fills itself can be violated; after a DELETE it is the safe way
+        (
+            "ALTER TABLE t ADD COLUMN c TEXT;\nUPDATE t SET c = lower(a) WHERE a IS NOT NULL;\n"
+            "CREATE UNIQUE INDEX uq_t_c ON t (c);\n",
+            [("TDB108", 3, "unique t(c)")],
+        ),
+        ("DELETE FROM t WHERE id > 1;\nCREATE UNIQUE INDEX uq_t_a ON t (a);\n", []),
+        # a table dropped and created again has no rows left to violate anything (it lost its index)
+        (
+            "DROP TABLE t;\nCREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT UNIQUE CHECK (a <> ''), b TEXT);\n",
+            [("TDB114", 1, "index ix_t_a")],
+        ),
+    ],
+    ids=["backfill", "rewrite", "move", "fill-then-unique", "dedupe-then-unique", "emptied"],
+)
+def test_what_a_step_does_to_the_data_decides(
+    step: str, expected: list[tuple[str, int, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _check(tmp_path, capsys, **{"0001_t__sql": BASE, "0002_s__sql": step}) == expected

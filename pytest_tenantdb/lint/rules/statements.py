@@ -48,7 +48,7 @@ def unparsable(ctx: StepContext) -> Iterator[Finding]:
 
 
 def _head(sql: str) -> str:
-    return " ".join(sql.split())[:40]
+    return " ".join(sql.split()).rstrip(";")[:40]
 
 
 @rule(
