@@ -47,7 +47,7 @@ def lint_project(
     options: LintOptions,
 ) -> list[Finding]:
     if options.dialect != "sqlite":
-        return _selected(lint_static(migrations, queries, options), options)
+        return _selected(_once(lint_static(migrations, queries, options)), options)
     findings: list[Finding] = []
     previous = 0
     cache = templates.directory.parent / "findings"
