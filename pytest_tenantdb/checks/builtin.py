@@ -41,6 +41,7 @@ class Check:
     run_once: Callable[[CheckContext], None] | None = None
     params: tuple[str, ...] = ()
     doc: str = ""
+    aim: int | None = None  # the step whose changes drawn tenants are aimed at (checks/aim.py)
 
 
 _NOT_NULL = re.compile(r"NOT NULL constraint failed: (\w+)\.(\w+)")
@@ -386,10 +387,11 @@ def all_checks(ctx: CheckContext, history: Callable[[CheckContext], None] | None
     checks: list[Check] = []
     for step in ctx.migrations:
         start = ctx.previous(step.version)
-        checks.append(Check(f"{step.label}::upgrade", "upgrade", start, upgrade(step)))
-        checks.append(Check(f"{step.label}::data_kept", "data_kept", start, data_kept(step)))
+        aim = step.version
+        checks.append(Check(f"{step.label}::upgrade", "upgrade", start, upgrade(step), aim=aim))
+        checks.append(Check(f"{step.label}::data_kept", "data_kept", start, data_kept(step), aim=aim))
         if step.has_down:
-            checks.append(Check(f"{step.label}::round_trip", "round_trip", start, round_trip(step)))
+            checks.append(Check(f"{step.label}::round_trip", "round_trip", start, round_trip(step), aim=aim))
     for start in ctx.window_versions():
         checks.append(Check(f"every_path::from_{start:04d}", "every_path", start, every_path(start)))
         checks.append(Check(f"no_drift::from_{start:04d}", "no_drift", start, no_drift(start)))

@@ -158,9 +158,12 @@ def run_check(ctx: CheckContext, check: Check, hsettings: HypothesisSettings) ->
             before.close()
 
     check_tenant._hypothesis_internal_add_digest = check.id.encode()  # type: ignore[attr-defined]
-    test = hsettings(
-        given(data=tenant_data(ctx.schema(version), max_rows=ctx.max_rows), params=params)(check_tenant)
-    )
+    data = tenant_data(ctx.schema(version), max_rows=ctx.max_rows)
+    if check.aim is not None:  # at the edge of what the step adds: duplicates, NULLs, values outside
+        from pytest_tenantdb.checks.aim import aimed
+
+        data = aimed(data, ctx.schema(version), ctx.schema(check.aim))
+    test = hsettings(given(data=data, params=params)(check_tenant))
     test()
 
 
