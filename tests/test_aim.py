@@ -93,3 +93,41 @@ def test_without_edges_the_strategy_is_the_plain_one(tmp_path: Path) -> None:
     schema = _schema(BEFORE)
     base = tenant_data(schema)
     assert aimed(base, schema, schema) is base
+
+
+def test_ddl_that_depends_on_the_data_fails_at_the_step_that_does_it(pytester: pytest.Pytester) -> None:
+    migrations = pytester.path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_t.sql").write_text("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);\n")
+    (migrations / "0002_maybe_index.py").write_text(
+        "def up(conn):\n"
+        "    if conn.execute('SELECT COUNT(*) FROM t').fetchone()[0]:\n"
+        "        conn.execute('CREATE INDEX ix_t_a ON t (a)')\n"
+    )
+    (migrations / "0003_more.sql").write_text("ALTER TABLE t ADD COLUMN b TEXT;\n")
+    pytester.makeini("[pytest]\ntenantdb_checks = true\ntenantdb_examples = 20\ntenantdb_window = 0\n")
+    result = pytester.runpytest("-k", "upgrade")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*upgrade: step 0002_maybe_index leaves another schema on this tenant's data than on an empty tenant*",
+            "*added index ix_t_a*",
+        ]
+    )
+
+
+def test_a_step_that_cannot_build_its_template_fails_once_and_the_rest_point_to_it(
+    pytester: pytest.Pytester,
+) -> None:
+    migrations = pytester.path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_t.sql").write_text("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);\n")
+    (migrations / "0002_broken.sql").write_text("CREATE INDEX ix ON t (missing_column);\n")
+    (migrations / "0003_c.sql").write_text("ALTER TABLE t ADD COLUMN c TEXT;\n")
+    (migrations / "0004_d.sql").write_text("ALTER TABLE t ADD COLUMN d TEXT;\n")
+    pytester.makeini("[pytest]\ntenantdb_checks = true\ntenantdb_examples = 5\n")
+    result = pytester.runpytest("-p", "no:randomly", "-rs", "-k", "not compatible")
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] == 1, result.stdout.str()  # once, at the first item that needs the step
+    assert outcomes["skipped"] == 7  # every later item, pointing at the failed one
+    result.stdout.fnmatch_lines(["*needs a template that step 0002_broken cannot build: see *"])

@@ -2,7 +2,8 @@
 holding data valid at its version); :mod:`pytest_tenantdb.checks.items` draws the tenants with
 hypothesis and turns each check into a pytest item.
 
-upgrade      step v-1 -> v succeeds on any data valid at v-1
+upgrade      step v-1 -> v succeeds on any data valid at v-1, and leaves the schema it leaves
+             on an empty tenant (no DDL that depends on the data)
 data_kept    rows of tables and columns the step does not write are unchanged
 round_trip   up -> down restores schema and data; up -> down -> up equals up
 every_path   from each version in the window, migrating to head succeeds
@@ -105,6 +106,14 @@ def upgrade(step: Step) -> Body:
             ctx.run(conn, [(step, "up")])
         except StepFailure as exc:
             raise _step_failed(exc, ctx.previous(step.version), before, "upgrade") from None
+        # per-step determinism: the schema the step leaves does not depend on the tenant's data
+        diff = ctx.differences(SchemaDiff.between(ctx.schema(step.version), ctx.schema_of(conn)))
+        if diff:
+            raise CheckFailure(
+                f"upgrade: step {step.label} leaves another schema on this tenant's data than on an "
+                "empty tenant (DDL that depends on the data; empty -> this tenant):\n  "
+                + str(diff).replace("\n", "\n  ")
+            )
 
     return body
 

@@ -19,7 +19,7 @@ from pytest_tenantdb.checks.appcode import REGISTRY, load_recorded
 from pytest_tenantdb.checks.builtin import Check, all_checks
 from pytest_tenantdb.checks.context import CheckContext
 from pytest_tenantdb.checks.lockfile import check_history
-from pytest_tenantdb.errors import CheckFailure, ConfigError, TenantDBError
+from pytest_tenantdb.errors import CheckFailure, ConfigError, TemplateBuildError, TenantDBError
 from pytest_tenantdb.lint.config import lint_options
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.settings import Settings
@@ -228,6 +228,11 @@ class ChecksCollector(pytest.Collector):
         """Built once for the run (profiles registered, example database opened)."""
         return self.hsettings()
 
+    @functools.cached_property
+    def broken_steps(self) -> dict[str, str]:
+        """Steps whose template cannot be built -> the item that reported it."""
+        return {}
+
     @property
     def context(self) -> CheckContext:
         if self._context is None:
@@ -268,7 +273,15 @@ class CheckItem(pytest.Item):
         if self.replay is not None:
             replay(parent.context, self.check, *self.replay)
             return
-        run_check(parent.context, self.check, parent.hypothesis_settings)
+        try:
+            run_check(parent.context, self.check, parent.hypothesis_settings)
+        except TemplateBuildError as exc:
+            # one broken step fails once, at the first item that needs it; the others point there
+            root = str(getattr(exc.__cause__, "step", "") or exc)
+            first = parent.broken_steps.setdefault(root, self.nodeid)
+            if first != self.nodeid:
+                pytest.skip(f"needs a template that step {root} cannot build: see {first}")
+            raise
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, TenantDBError):
