@@ -4,6 +4,7 @@ settings they run with, minimal failing tenants saved as SQL, and ``--tenantdb-r
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import json
 import os
@@ -202,6 +203,42 @@ def replay(ctx: CheckContext, check: Check, text: str, params: dict[str, object]
     check.body(ctx, conn, params)
 
 
+_STEP_CHECKS = ("upgrade", "data_kept", "round_trip")
+
+
+@functools.cache
+def _code_digest() -> str:
+    """Hash of pytest-tenantdb's own source: a changed check never reuses a cached pass."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def _passed_marker(
+    config: pytest.Config, ctx: CheckContext, check: Check, hsettings: HypothesisSettings
+) -> Path | None:
+    """Where a pass of ``check`` is remembered across runs: the checks of a step depend only on
+    the steps up to it (``prefix_hash``), the drawing settings and this package's code, so a pull
+    request that adds a step re-runs only the checks of that step and of the history's end
+    (every_path, no_drift, old_code). None when not cached (other kinds, no pytest cache)."""
+    cache = getattr(config, "cache", None)
+    if cache is None or check.kind not in _STEP_CHECKS or check.aim is None:
+        return None
+    import hypothesis
+
+    parts = [
+        _code_digest(),
+        ctx.migrations.prefix_hash(check.aim),
+        check.id,
+        f"{hsettings.max_examples}:{hsettings.derandomize}:{hypothesis.__version__}:{sqlite3.sqlite_version}",
+        f"{ctx.max_rows}:{ctx.schema_compare}:{type(ctx.templates.store).__name__}",
+    ]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+    return Path(cache.mkdir("tenantdb")) / "passed" / key
+
+
 class ChecksCollector(pytest.Collector):
     """``tenantdb``: the parent of every built-in check item."""
 
@@ -273,8 +310,15 @@ class CheckItem(pytest.Item):
         if self.replay is not None:
             replay(parent.context, self.check, *self.replay)
             return
+        passed = _passed_marker(self.config, parent.context, self.check, parent.hypothesis_settings)
+        if passed is not None and passed.exists():
+            self.user_properties.append(("tenantdb", "passed in an earlier run with the same inputs"))
+            return
         try:
             run_check(parent.context, self.check, parent.hypothesis_settings)
+            if passed is not None:
+                passed.parent.mkdir(parents=True, exist_ok=True)
+                passed.touch()
         except TemplateBuildError as exc:
             # one broken step fails once, at the first item that needs it; the others point there
             root = str(getattr(exc.__cause__, "step", "") or exc)
