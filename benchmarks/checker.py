@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.fleet import Figure
-from pytest_tenantdb.fleet.migrator import run_plan
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions, lint_project
 from pytest_tenantdb.lint.walker import IGNORED, Walker
 from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import UserVersionStore
 

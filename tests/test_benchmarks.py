@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 22
+    assert len(figures) == 23
     for part in (
         "migrate+seed each from empty",
         "copying files only",
@@ -38,6 +38,7 @@ def test_benchmarks_smoke() -> None:
         "real histories (",
         "real Django apps vs django-migration-linter",
         "real Alembic histories vs squawk",
+        "one step added to a cached run",
     ):
         assert any(part in n for n in names), part  # every figure is there
     for figure in figures:
