@@ -121,10 +121,11 @@ def bench_builtin_checks(workdir: Path, examples: int) -> list[Figure]:
     if returncode != 0:
         raise RuntimeError(f"the built-in checks failed on the good example: {summary}")
     # a pull request adds one step: the passed checks of the others come from pytest's cache
+    # (its lock entry and the schema.sql update are the author's job: history and snapshot left out)
     step = project / "migrations" / "0099_pin_notes.sql"
     step.write_text("ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;\n")
     again, summary_again, _ = timed_pytest(
-        project, "--tenantdb-examples", str(examples), "-k", "not history", env={"CI": "true"}
+        project, "--tenantdb-examples", str(examples), "-k", "not history and not snapshot", env={"CI": "true"}
     )
     return [
         Figure(
