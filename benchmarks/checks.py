@@ -125,7 +125,12 @@ def bench_builtin_checks(workdir: Path, examples: int) -> list[Figure]:
     step = project / "migrations" / "0099_pin_notes.sql"
     step.write_text("ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;\n")
     again, summary_again, _ = timed_pytest(
-        project, "--tenantdb-examples", str(examples), "-k", "not history and not snapshot", env={"CI": "true"}
+        project,
+        "--tenantdb-examples",
+        str(examples),
+        "-k",
+        "not history and not snapshot",
+        env={"CI": "true"},
     )
     return [
         Figure(
