@@ -25,7 +25,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_tenantdb.errors import ConfigError
+from pytest_tenantdb.errors import ConfigError, SeedingError
 from pytest_tenantdb.fleet.seeding import value_kind
 from pytest_tenantdb.schema import Column, ColumnCheck, Schema, Table
 from pytest_tenantdb.versioning import TABLES
@@ -200,6 +200,7 @@ def _rows_strategy(
     """Rows of ``table`` with foreign keys as :class:`_Ref`; built once, drawn many times."""
     columns = [c for c in table.columns if not c.hidden]
     checks = table.column_checks()
+    _satisfiable(table, checks)
     fk_of = {fk.columns[0]: fk for fk in table.foreign_keys if len(fk.columns) == 1}
     rowid = table.rowid_alias
     fields: dict[str, st.SearchStrategy[object]] = {}
@@ -226,6 +227,22 @@ def _rows_strategy(
         max_size=max_rows,
         unique_by=tuple(_key(table, u) for u in unique_sets) or None,
     )
+
+
+def _satisfiable(table: Table, checks: Mapping[str, ColumnCheck]) -> None:
+    """A table whose CHECKs contradict each other can hold no row: every drawn tenant would have it
+    empty and the checks would pass on nothing, so say which table and constraint instead."""
+    for check in checks.values():
+        empty_range = check.low is not None and check.high is not None and check.low > check.high
+        if empty_range or (check.max_length is not None and check.max_length < 0):
+            column = table.column(check.column)
+            if empty_range and not column.notnull:
+                continue  # NULL still satisfies it
+            wanted = f"between {check.low:g} and {check.high:g}" if empty_range else "shorter than 0"
+            raise SeedingError(
+                f"table {table.name}: no value of {column.name} satisfies its CHECKs ({wanted}): "
+                f"{'; '.join(table.checks)}. No row can be drawn for it; fix the constraint."
+            )
 
 
 def _resolve(

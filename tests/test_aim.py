@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, find, settings
 
 from pytest_tenantdb.checks.aim import aimed, edges
+from pytest_tenantdb.errors import SeedingError
 from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.strategies import TenantData, tenant_data
 
@@ -131,3 +132,25 @@ def test_a_step_that_cannot_build_its_template_fails_once_and_the_rest_point_to_
     assert outcomes["failed"] == 1, result.stdout.str()  # once, at the first item that needs the step
     assert outcomes["skipped"] == 7  # every later item, pointing at the failed one
     result.stdout.fnmatch_lines(["*needs a template that step 0002_broken cannot build: see *"])
+
+
+def test_contradictory_checks_are_reported_as_not_run(pytester: pytest.Pytester) -> None:
+    migrations = pytester.path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_t.sql").write_text(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER NOT NULL CHECK (x > 10 AND x < 5));\n"
+    )
+    (migrations / "0002_y.sql").write_text("ALTER TABLE t ADD COLUMN y TEXT;\n")
+    pytester.makeini("[pytest]\ntenantdb_checks = true\ntenantdb_examples = 5\n")
+    result = pytester.runpytest("-rs", "-k", "0002_y and not compatible")
+    result.assert_outcomes(skipped=2)  # upgrade and data_kept of step 2: not run, not passed
+    result.stdout.fnmatch_lines(["*not run: table t: no value of x satisfies its CHECKs (between 11 and 4)*"])
+
+
+def test_a_nullable_column_with_contradictory_checks_still_takes_null() -> None:
+    schema = _schema("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER CHECK (x > 10 AND x < 5));")
+    tenant_data(schema)  # no error: NULL satisfies the CHECK
+    with pytest.raises(SeedingError, match="no value of x satisfies"):
+        tenant_data(
+            _schema("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER NOT NULL CHECK (x BETWEEN 5 AND 1));")
+        )
