@@ -154,3 +154,25 @@ def test_a_nullable_column_with_contradictory_checks_still_takes_null() -> None:
         tenant_data(
             _schema("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER NOT NULL CHECK (x BETWEEN 5 AND 1));")
         )
+
+
+def test_a_slow_item_says_what_it_is_doing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_tenantdb.checks import items
+
+    monkeypatch.setattr(items, "SLOW_ITEM_SECONDS", 0.05)  # 10 s in real runs
+    migrations = pytester.path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_t.sql").write_text("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);\n")
+    (migrations / "0002_slow.py").write_text(
+        "import time\n\n\ndef up(conn):\n    time.sleep(0.02)\n    conn.execute('ALTER TABLE t ADD COLUMN b')\n"
+    )
+    pytester.makeini("[pytest]\ntenantdb_checks = true\ntenantdb_examples = 10\n")
+    result = pytester.runpytest("-k", "0002_slow and upgrade")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*tenantdb::0002_slow::upgrade: * s, * drawn tenants of at most 10 so far (a upgrade check from version 1)*"
+        ]
+    )

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,8 +132,34 @@ def _save_failure(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def run_check(ctx: CheckContext, check: Check, hsettings: HypothesisSettings) -> None:
-    """Run one check over hypothesis-drawn tenants; on failure save the minimal one."""
+SLOW_ITEM_SECONDS = 10.0  # an item running longer says what it is doing, every as many seconds
+
+
+class _Progress:
+    """Counts the tenants a check has drawn and, once it runs long, says so now and then."""
+
+    def __init__(self, check: Check, say: Callable[[str], None] | None, limit: int | None) -> None:
+        self.check, self.say, self.limit = check, say, limit
+        self.started = self.last = time.monotonic()
+        self.examples = 0
+
+    def tick(self) -> None:
+        self.examples += 1
+        now = time.monotonic()
+        if self.say is not None and now - self.last >= SLOW_ITEM_SECONDS:
+            self.last = now
+            budget = f" of at most {self.limit}" if self.limit else ""
+            self.say(
+                f"tenantdb::{self.check.id}: {now - self.started:.0f} s, {self.examples} drawn tenants{budget} "
+                f"so far (a {self.check.kind} check from version {self.check.version})"
+            )
+
+
+def run_check(
+    ctx: CheckContext, check: Check, hsettings: HypothesisSettings, say: Callable[[str], None] | None = None
+) -> None:
+    """Run one check over hypothesis-drawn tenants; on failure save the minimal one. ``say``
+    reports progress when it runs longer than ``SLOW_ITEM_SECONDS``."""
     if check.run_once is not None:
         check.run_once(ctx)
         return
@@ -144,8 +171,10 @@ def run_check(ctx: CheckContext, check: Check, hsettings: HypothesisSettings) ->
     assert check.version is not None and check.body is not None
     version, body = check.version, check.body
     params = st.fixed_dictionaries({name: _param_values(name) for name in check.params})
+    progress = _Progress(check, say, hsettings.max_examples)
 
     def check_tenant(data: Any, params: dict[str, object]) -> None:
+        progress.tick()
         conn = ctx.fresh(version)
         data.apply(conn)
         before = ctx.clone(conn)
@@ -318,7 +347,7 @@ class CheckItem(pytest.Item):
             self.user_properties.append(("tenantdb", "passed in an earlier run with the same inputs"))
             return
         try:
-            run_check(parent.context, self.check, parent.hypothesis_settings)
+            run_check(parent.context, self.check, parent.hypothesis_settings, self._say)
             if passed is not None:
                 passed.parent.mkdir(parents=True, exist_ok=True)
                 passed.touch()
@@ -329,6 +358,16 @@ class CheckItem(pytest.Item):
             if first != self.nodeid:
                 pytest.skip(f"needs a template that step {root} cannot build: see {first}")
             raise
+
+    def _say(self, line: str) -> None:
+        """A line on the terminal now, past pytest's output capture (the item is still running)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            reporter.write_line(line)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, TenantDBError):
