@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 REPORT_PROPERTY = "tenantdb_fleet_report"
 FACTORY_KEY = pytest.StashKey["TenantDBFactory"]()
 RECORDER_KEY = pytest.StashKey[Any]()
+CHECKS_KEY = pytest.StashKey[Any]()  # the built-in checks' collector, once collected
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -133,6 +134,7 @@ def pytest_collection_modifyitems(
             hsettings=lambda: hypothesis_settings(config, settings.examples),
             replay_file=Path(replay) if replay else None,
         )
+        config.stash[CHECKS_KEY] = collector
         checks: list[pytest.Item] = list(collector.collect())
         result: list[pytest.Item | pytest.Collector] = list(checks)
         config.hook.pytest_collectreport(
@@ -296,7 +298,31 @@ def pytest_runtest_makereport(
     return report
 
 
+def _step_coverage(config: pytest.Config) -> Any:
+    collector = config.stash.get(CHECKS_KEY, None)
+    context = getattr(collector, "_context", None)
+    return getattr(context, "step_coverage", None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Migration coverage under its minimum fails the run (checks/step_coverage.py)."""
+    measured = _step_coverage(session.config)
+    if measured is not None and measured.below_minimum() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    measured = _step_coverage(terminalreporter.config)
+    found = measured.finish() if measured is not None else None
+    if found is not None:
+        report, total = found
+        terminalreporter.write_sep("=", "tenantdb step coverage: what no drawn tenant reached")
+        terminalreporter.write_line(report)
+        if measured.below_minimum():
+            terminalreporter.write_line(
+                f"FAIL: step coverage {total:.0f} % is under tenantdb_step_coverage = {measured.minimum:g} %"
+            )
     lines = []
     for reports in terminalreporter.stats.values():
         for report in reports:

@@ -85,6 +85,12 @@ OPTIONS: tuple[Option, ...] = (
         "column order and same-affinity type spellings are a warning) or exact (those fail too)",
         "semantic",
     ),
+    Option(
+        "step_coverage",
+        "measure which lines and branches of Python steps and app code the drawn tenants reach: "
+        "off, on, or a minimum percentage that fails the run below it",
+        "off",
+    ),
     Option("app_modules", "modules to import that register app code with @app_code(version)", ""),
     Option("recorded", "file of queries recorded with --tenantdb-record, replayed as old code", ""),
 )
@@ -114,8 +120,12 @@ class Settings:
     base: str = ""
     django_settings: str = ""
     schema_compare: str = "semantic"
+    step_coverage: str = "off"
 
     def __post_init__(self) -> None:
+        from pytest_tenantdb.checks.step_coverage import parse_setting
+
+        parse_setting(self.step_coverage)  # a clear error now, not at the end of a long run
         if self.schema_compare not in COMPARE:
             raise ConfigError(
                 f"tenantdb_schema_compare must be one of {list(COMPARE)}, not {self.schema_compare!r}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_tenantdb.checks.effects import StepEffects, analyse
+from pytest_tenantdb.checks.step_coverage import StepCoverage
 from pytest_tenantdb.errors import SchemaDifferenceWarning
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions
@@ -39,6 +40,7 @@ class CheckContext:
     max_rows: int = 5
     window: str = "1"
     schema_compare: str = "semantic"
+    step_coverage: StepCoverage | None = None
     app_code: dict[int, list[Callable[[sqlite3.Connection], object]]] = field(default_factory=dict)
     recorded: dict[int, list[str]] = field(default_factory=dict)
     lint_options: LintOptions = field(default_factory=LintOptions)

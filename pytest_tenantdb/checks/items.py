@@ -21,6 +21,7 @@ from pytest_tenantdb.checks.appcode import REGISTRY, load_recorded
 from pytest_tenantdb.checks.builtin import Check, all_checks
 from pytest_tenantdb.checks.context import CheckContext
 from pytest_tenantdb.checks.lockfile import check_history
+from pytest_tenantdb.checks.step_coverage import StepCoverage, measured_files, parse_setting
 from pytest_tenantdb.errors import CheckFailure, ConfigError, SeedingError, TemplateBuildError, TenantDBError
 from pytest_tenantdb.lint.config import lint_options
 from pytest_tenantdb.queries import QueryFolder
@@ -63,7 +64,13 @@ def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -
             importlib.import_module(module)
         except ImportError as exc:
             raise ConfigError(f"tenantdb_app_modules: cannot import {module!r} ({exc})") from exc
+    migrations = factory.migrations(settings.migrations)
+    minimum = parse_setting(settings.step_coverage)
+    app_code = [fn for fns in REGISTRY.values() for fn in fns]
     return CheckContext(
+        step_coverage=None
+        if minimum is None
+        else StepCoverage(measured_files(migrations, app_code), minimum),
         templates=factory.templates(settings),
         queries=QueryFolder(settings.queries) if settings.queries else None,
         schema_snapshot=schema_snapshot(settings.schema, rootdir) if settings.schema else None,
@@ -74,7 +81,7 @@ def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -
         schema_compare=settings.schema_compare,
         app_code={v: list(fns) for v, fns in REGISTRY.items()},
         recorded=load_recorded(settings.recorded) if settings.recorded else {},
-        lint_options=lint_options(rootdir, factory.migrations(settings.migrations)),
+        lint_options=lint_options(rootdir, migrations),
     )
 
 
@@ -258,6 +265,8 @@ def _passed_marker(
     cache = getattr(config, "cache", None)
     if cache is None or check.kind not in _STEP_CHECKS or check.aim is None:
         return None
+    if ctx.step_coverage is not None:
+        return None  # measuring what the tenants reach needs the tenants drawn
     import hypothesis
 
     parts = [
@@ -342,6 +351,8 @@ class CheckItem(pytest.Item):
         if self.replay is not None:
             replay(parent.context, self.check, *self.replay)
             return
+        if parent.context.step_coverage is not None:  # measured from the first check to the end
+            parent.context.step_coverage.start()
         passed = _passed_marker(self.config, parent.context, self.check, parent.hypothesis_settings)
         if passed is not None and passed.exists():
             self.user_properties.append(("tenantdb", "passed in an earlier run with the same inputs"))
