@@ -8,8 +8,13 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import coverage  # noqa: F401
 import pytest
+import sqlglot  # noqa: F401
 
+# Loaded once for the whole run: pytester's in-process runs drop the modules they import, and a
+# second import of sqlglot (new expression classes) or of coverage's C tracer would not match
+# what the surviving modules cached (parsed trees, tracers) from the first.
 from pytest_tenantdb.fleet.fleet import FleetBuilder
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import MigrationSet

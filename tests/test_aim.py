@@ -159,8 +159,10 @@ def test_a_nullable_column_with_contradictory_checks_still_takes_null() -> None:
 def test_a_slow_item_says_what_it_is_doing(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_tenantdb.checks import items
+    import importlib
 
+    # the module the inner run will use (pytester's in-process runs drop modules they imported)
+    items = importlib.import_module("pytest_tenantdb.checks.items")
     monkeypatch.setattr(items, "SLOW_ITEM_SECONDS", 0.05)  # 10 s in real runs
     migrations = pytester.path / "migrations"
     migrations.mkdir()

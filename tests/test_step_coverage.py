@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import coverage  # noqa: F401  (a C extension: imported once here, not again inside pytester's runs)
 import pytest
 
 from pytest_tenantdb.checks.step_coverage import parse_setting

@@ -193,9 +193,12 @@ def data_kept(step: Step) -> Body:
             return  # upgrade reports it
         after_schema = ctx.schema_of(conn)
         effects = ctx.effects(traced, before_schema, after_schema)
+        reached = ctx.reached(traced, before_schema, after_schema)
         problems: list[str] = []
         for table in sorted(after_schema.tables):
             lower = table.lower()
+            if lower not in reached and effects.source_table(lower) not in reached:
+                continue  # no statement the step ran names it (nor a trigger they fire): unchanged
             source = next((t for t in before_schema.tables if t.lower() == effects.source_table(lower)), None)
             if source is None or lower in effects.whole_tables or not after_schema.tables[table].holds_data:
                 continue  # a new table, one the step rewrites, or a virtual table's derived index

@@ -6,6 +6,7 @@ of v: far cheaper than replaying migrations for every hypothesis example.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import warnings
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class CheckContext:
     _effects: dict[tuple[str, ...], StepEffects] = field(default_factory=dict)
     _templates: dict[int, sqlite3.Connection] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
+    _reached: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
 
     @property
     def migrations(self) -> MigrationSet:
@@ -138,6 +140,36 @@ class CheckContext:
         )
         return diff.significant
 
+    def reached(self, traced: list[str], before: Schema, after: Schema) -> frozenset[str]:
+        """Tables (lower case) the statements a step ran can have changed: those they name, those
+        the triggers of those tables name and those whose foreign keys point at them, transitively. Comparing only these keeps the
+        cost of a check from growing with the tables the step does not touch."""
+        key = ("reached", *traced)
+        if key not in self._reached:
+            triggers: dict[str, list[str]] = {}
+            for trigger in (*before.triggers.values(), *after.triggers.values()):
+                triggers.setdefault(trigger.table.lower(), []).append(trigger.sql)
+            words: set[str] = set()
+            for sql in traced:
+                words |= _words(sql)
+            tables = {t.lower() for t in (*before.tables, *after.tables)}
+            children: dict[str, set[str]] = {}  # a parent's rows going can cascade to its children
+            for name, info in (*before.tables.items(), *after.tables.items()):
+                for fk in info.foreign_keys:
+                    children.setdefault(fk.ref_table.lower(), set()).add(name.lower())
+            found = words & tables
+            todo = list(found)
+            while todo:
+                current = todo.pop()
+                nearby = set(children.get(current, ()))
+                for sql in triggers.get(current, []):
+                    nearby |= _words(sql) & tables
+                for name in nearby - found:
+                    found.add(name)
+                    todo.append(name)
+            self._reached[key] = frozenset(found)
+        return self._reached[key]
+
     def lint_findings(self) -> list[Finding]:
         """``tenantdb check``'s findings for the whole set, computed once."""
         if self._findings is None:
@@ -152,6 +184,11 @@ class CheckContext:
         conn = sqlite3.connect(":memory:", isolation_level=None)
         self.schema_snapshot(conn)
         return Schema.from_connection(conn, ignore=VERSION_TABLES)
+
+
+def _words(sql: str) -> set[str]:
+    """Every name-like word of ``sql`` (quotes removed), lower case: a table it may name."""
+    return {w.lower() for w in re.findall(r"[A-Za-z_][\w$]*", sql)}
 
 
 def table_rows(conn: sqlite3.Connection, schema: Schema) -> dict[str, list[tuple[object, ...]]]:
