@@ -18,11 +18,22 @@ import sqlglot  # noqa: F401
 from pytest_tenantdb.fleet.fleet import FleetBuilder
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import version_store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "fixtures" / "example"
 BROKEN = ROOT / "fixtures" / "broken"
+
+
+def schema_from_sql(sql: str) -> Schema:
+    """The Schema of an in-memory database made by ``sql``."""
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(sql)
+    try:
+        return Schema.from_connection(conn)
+    finally:
+        conn.close()
 
 
 def apply_variant(project: Path, variant: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,8 @@ from hypothesis import HealthCheck, find, settings
 
 from pytest_tenantdb.checks.aim import aimed, edges
 from pytest_tenantdb.errors import SeedingError
-from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.strategies import TenantData, tenant_data
+from tests.conftest import schema_from_sql
 
 BEFORE = (
     "CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT NOT NULL, nick TEXT, age INTEGER, score TEXT,"
@@ -25,17 +24,8 @@ AFTER = (
 )
 
 
-def _schema(sql: str) -> Schema:
-    conn = sqlite3.connect(":memory:")
-    conn.executescript(sql)
-    try:
-        return Schema.from_connection(conn)
-    finally:
-        conn.close()
-
-
 def test_the_edges_of_a_step_come_from_its_schemas() -> None:
-    found = {str(e): e for e in edges(_schema(BEFORE), _schema(AFTER))}
+    found = {str(e): e for e in edges(schema_from_sql(BEFORE), schema_from_sql(AFTER))}
     assert set(found) == {
         "duplicate u(email)",  # case-insensitive: the exact UNIQUE it had does not imply it
         "null u(nick)",
@@ -67,8 +57,8 @@ FAST = settings(max_examples=500, database=None, suppress_health_check=list(Heal
     ],
 )
 def test_each_kind_of_edge_is_drawn(what: str, reached: object) -> None:
-    before = _schema(BEFORE)
-    strategy = aimed(tenant_data(before, max_rows=4), before, _schema(AFTER))
+    before = schema_from_sql(BEFORE)
+    strategy = aimed(tenant_data(before, max_rows=4), before, schema_from_sql(AFTER))
     found: TenantData = find(strategy, lambda d: reached(d.rows.get("u", [])), settings=FAST)  # type: ignore[operator]
     assert found.rows["u"], what
 
@@ -91,7 +81,7 @@ def test_a_case_insensitive_unique_is_found_within_the_default_budget(
 
 
 def test_without_edges_the_strategy_is_the_plain_one(tmp_path: Path) -> None:
-    schema = _schema(BEFORE)
+    schema = schema_from_sql(BEFORE)
     base = tenant_data(schema)
     assert aimed(base, schema, schema) is base
 
@@ -148,11 +138,13 @@ def test_contradictory_checks_are_reported_as_not_run(pytester: pytest.Pytester)
 
 
 def test_a_nullable_column_with_contradictory_checks_still_takes_null() -> None:
-    schema = _schema("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER CHECK (x > 10 AND x < 5));")
+    schema = schema_from_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER CHECK (x > 10 AND x < 5));")
     tenant_data(schema)  # no error: NULL satisfies the CHECK
     with pytest.raises(SeedingError, match="no value of x satisfies"):
         tenant_data(
-            _schema("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER NOT NULL CHECK (x BETWEEN 5 AND 1));")
+            schema_from_sql(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER NOT NULL CHECK (x BETWEEN 5 AND 1));"
+            )
         )
 
 

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
-from pytest_tenantdb.schema import Schema, SchemaDiff
+from pytest_tenantdb.schema import SchemaDiff
 from pytest_tenantdb.sqltext import ColumnCheck, affinity, check_conditions, implied_by, table_clauses
-
-
-def _schema(sql: str) -> Schema:
-    conn = sqlite3.connect(":memory:")
-    conn.executescript(sql)
-    try:
-        return Schema.from_connection(conn)
-    finally:
-        conn.close()
+from tests.conftest import schema_from_sql
 
 
 def _diff(old: str, new: str) -> SchemaDiff:
-    return SchemaDiff.between(_schema(old), _schema(new))
+    return SchemaDiff.between(schema_from_sql(old), schema_from_sql(new))
 
 
 PARENTS = "CREATE TABLE a (id INTEGER PRIMARY KEY); CREATE TABLE b (id INTEGER PRIMARY KEY);"
