@@ -501,8 +501,3 @@ def _index(conn: sqlite3.Connection, name: str, table: str, sql: str) -> Index:
         where=index_where(sql) if " where " in " ".join(sql.lower().split()) else None,
         expressions=index_expressions(sql) if None in columns else (),
     )
-
-
-def parse_check(text: str) -> list[ColumnCheck]:
-    """The simple per-column conditions of a CHECK expression (ranges, IN lists, max length)."""
-    return list(check_conditions(text))

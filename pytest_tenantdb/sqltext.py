@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -71,6 +72,23 @@ def affinity(declared: str) -> str:
     if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
         return "REAL"
     return "NUMERIC"
+
+
+_WORD = re.compile(r"\"((?:[^\"]|\"\")*)\"|`([^`]*)`|\[([^\]]*)\]|'((?:[^']|'')*)'|([A-Za-z_][\w$]*)")
+
+
+@functools.lru_cache(maxsize=65536)
+def name_words(sql: str) -> frozenset[str]:
+    """Every name-like word of ``sql``, lower case, quotes removed (string contents included:
+    ``PRAGMA table_info('t')`` names a table in a string): the objects a statement may touch."""
+    found: set[str] = set()
+    for match in _WORD.finditer(sql):
+        quoted, backtick, bracket, string, bare = match.groups()
+        text = next(t for t in (quoted, backtick, bracket, string, bare) if t is not None)
+        found.add(text.lower())
+        if string is not None:
+            found.update(w.lower() for w in re.findall(r"[A-Za-z_][\w$]*", text))
+    return frozenset(found)
 
 
 @functools.lru_cache(maxsize=16384)

@@ -6,7 +6,6 @@ of v: far cheaper than replaying migrations for every hypothesis example.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import warnings
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.migrations.tracing import traced
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.schema import Schema, SchemaDiff
+from pytest_tenantdb.sqltext import name_words
 from pytest_tenantdb.versioning import TABLES
 
 VERSION_TABLES = TABLES
@@ -151,7 +151,7 @@ class CheckContext:
                 triggers.setdefault(trigger.table.lower(), []).append(trigger.sql)
             words: set[str] = set()
             for sql in traced:
-                words |= _words(sql)
+                words |= name_words(sql)
             tables = {t.lower() for t in (*before.tables, *after.tables)}
             children: dict[str, set[str]] = {}  # a parent's rows going can cascade to its children
             for name, info in (*before.tables.items(), *after.tables.items()):
@@ -163,7 +163,7 @@ class CheckContext:
                 current = todo.pop()
                 nearby = set(children.get(current, ()))
                 for sql in triggers.get(current, []):
-                    nearby |= _words(sql) & tables
+                    nearby |= name_words(sql) & tables
                 for name in nearby - found:
                     found.add(name)
                     todo.append(name)
@@ -184,11 +184,6 @@ class CheckContext:
         conn = sqlite3.connect(":memory:", isolation_level=None)
         self.schema_snapshot(conn)
         return Schema.from_connection(conn, ignore=VERSION_TABLES)
-
-
-def _words(sql: str) -> set[str]:
-    """Every name-like word of ``sql`` (quotes removed), lower case: a table it may name."""
-    return {w.lower() for w in re.findall(r"[A-Za-z_][\w$]*", sql)}
 
 
 def table_rows(conn: sqlite3.Connection, schema: Schema) -> dict[str, list[tuple[object, ...]]]:

@@ -21,7 +21,6 @@ next: each step starts from empty tables, like the "empty database" of rule TDB0
 
 from __future__ import annotations
 
-import functools
 import re
 import sqlite3
 import tempfile
@@ -38,10 +37,10 @@ from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.migrations.tracing import Captured, traced
 from pytest_tenantdb.schema import Schema
+from pytest_tenantdb.sqltext import name_words
 from pytest_tenantdb.versioning import TABLES
 
 IGNORED = TABLES  # the version stores' tables are not part of the app's schema
-_WORD = re.compile(r"\"((?:[^\"]|\"\")*)\"|`([^`]*)`|\[([^\]]*)\]|'((?:[^']|'')*)'|([A-Za-z_][\w$]*)")
 _REWRITES = re.compile(
     r"\bALTER\s+TABLE\s+(?:\w+\s*\.\s*)?(\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|[\w$]+)\s+(?:RENAME|DROP)\b",
     re.IGNORECASE,
@@ -98,20 +97,6 @@ def _objects(schema: Schema, kind: str) -> dict[str, Any]:
     return objects[kind]
 
 
-@functools.lru_cache(maxsize=65536)
-def _words(sql: str) -> frozenset[str]:
-    """Every name-like word of ``sql``, lower case, quotes removed (string contents included:
-    ``PRAGMA table_info('t')`` names a table in a string)."""
-    found: set[str] = set()
-    for match in _WORD.finditer(sql):
-        quoted, backtick, bracket, string, bare = match.groups()
-        text = next(t for t in (quoted, backtick, bracket, string, bare) if t is not None)
-        found.add(text.lower())
-        if string is not None:
-            found.update(w.lower() for w in re.findall(r"[A-Za-z_][\w$]*", text))
-    return frozenset(found)
-
-
 def _unquote(name: str) -> str:
     if name[:1] in '"`[':
         name = name[1:-1]
@@ -133,7 +118,7 @@ class _Catalog:
         return cls({}, {}, {}, {})
 
     def add(self, key: Key, sql: str, table: str | None) -> None:
-        words = _words(sql)
+        words = name_words(sql)
         self.words[key] = words
         self.by_name.setdefault(key[1].lower(), set()).add(key)
         if table is not None:
@@ -209,7 +194,7 @@ class Walker:
         to prepare those queries against. The caller closes it."""
         words: set[str] = set()
         for text in sql:
-            words |= _words(text)
+            words |= name_words(text)
         return self._materialize(self._closure(words, set()), None)
 
     # -- what a step can touch ----------------------------------------------------------------
@@ -220,7 +205,7 @@ class Walker:
         words: set[str] = set()
         rewritten: set[str] = set()
         for statement in step.up:
-            words |= _words(statement.sql)
+            words |= name_words(statement.sql)
             rewritten |= {_unquote(m) for m in _REWRITES.findall(statement.sql)}
         if rewritten:
             words |= {name.lower() for _, name in self._suspects}
