@@ -51,7 +51,14 @@ class StepFailure(TenantDBError):
 
 
 class CheckFailure(TenantDBError):
-    """A built-in property check found a counterexample (the message says which and why)."""
+    """A built-in property check found a counterexample (the message says which and why).
+
+    ``check`` names the kind of check that failed (``upgrade``, ``data_kept``...) when one drawn
+    tenant serves several checks at once."""
+
+    def __init__(self, message: str, check: str = "") -> None:
+        super().__init__(message)
+        self.check = check
 
 
 class QueryParameterError(TenantDBError):

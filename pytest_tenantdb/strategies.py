@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -305,23 +305,49 @@ def _unique_indexes(schema: Schema, table: str) -> tuple[tuple[str, ...], ...]:
     )
 
 
+def _with_parents(schema: Schema, tables: set[str]) -> set[str]:
+    """``tables`` and every table their foreign keys reference, transitively (lower case)."""
+    by_name = {name.lower(): table for name, table in schema.tables.items()}
+    found, todo = set(tables), list(tables)
+    while todo:
+        table = by_name.get(todo.pop())
+        for fk in table.foreign_keys if table is not None else ():
+            parent = fk.ref_table.lower()
+            if parent not in found:
+                found.add(parent)
+                todo.append(parent)
+    return found
+
+
 def tenant_data(
     schema: Schema,
     *,
     max_rows: int = 6,
     overrides: Mapping[str, st.SearchStrategy[object]] | None = None,
     skip_tables: tuple[str, ...] = TABLES,
+    tables: Collection[str] | None = None,
 ) -> st.SearchStrategy[TenantData]:
     """A whole tenant's data valid for ``schema``; tables filled in foreign-key order.
 
-    ``overrides`` maps ``"table.column"`` or ``"column"`` to a strategy of your own.
+    ``overrides`` maps ``"table.column"`` or ``"column"`` to a strategy of your own. ``tables``
+    (any case) limits the rows to those tables and the tables they reference (at most two rows
+    each: their keys are what matters), the others stay empty: drawing costs grow with the tables
+    drawn, and a check of one migration step needs rows only where the step can reach.
     """
     if max_rows < 0:
         raise ConfigError(f"max_rows must be >= 0, got {max_rows}")
     order = [name for name in schema.insert_order() if name not in skip_tables]
+    sizes = dict.fromkeys(order, max_rows)
+    if tables is not None:
+        focus = {t.lower() for t in tables}
+        wanted = _with_parents(schema, focus)
+        order = [name for name in order if name.lower() in wanted]
+        # a table drawn only for its keys (its children reference it) needs few rows
+        sizes = {name: max_rows if name.lower() in focus else min(max_rows, 2) for name in order}
     uniques = {name: _unique_indexes(schema, name) for name in order}  # once, not per example
-    tables = {
-        name: _rows_strategy(schema.tables[name], max_rows, overrides or {}, uniques[name]) for name in order
+    drawn = {
+        name: _rows_strategy(schema.tables[name], sizes[name], overrides or {}, uniques[name])
+        for name in order
     }
 
     @st.composite
@@ -331,7 +357,7 @@ def tenant_data(
         for name in order:
             table = schema.tables[name]
             start = draw(st.sampled_from(ROWID_STARTS)) if table.rowid_alias else 0
-            rows = _resolve(table, draw(tables[name]), start, keys, uniques[name])
+            rows = _resolve(table, draw(drawn[name]), start, keys, uniques[name])
             data.rows[name] = rows
             pk = table.primary_key
             if len(pk) == 1:

@@ -167,6 +167,6 @@ def test_a_slow_item_says_what_it_is_doing(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "*tenantdb::0002_slow::upgrade: * s, * drawn tenants of at most 10 so far (a upgrade check from version 1)*"
+            "*tenantdb::0002_slow::upgrade: * s, * drawn tenants of at most 10 so far (upgrade check from version 1)*"
         ]
     )

@@ -145,14 +145,22 @@ def _outside(
     return tuple(values)
 
 
+def _ascii_swapcase(value: str) -> str:
+    """``value`` with the case of its ASCII letters swapped: the variant SQLite's NOCASE, lower()
+    and upper() (which fold ASCII letters only) treat as equal and BINARY does not."""
+    return "".join(c.swapcase() if c.isascii() else c for c in value)
+
+
 def _variants(value: object, folded: bool) -> list[object]:
+    """Values a twin of a row holding ``value`` gets; for a case-insensitive UNIQUE the first
+    one always collides with ``value`` under it (see :func:`_push`)."""
     if not isinstance(value, str) or not folded:
         return [value]
     return [
-        value,
+        _ascii_swapcase(value),
         value.upper(),
         value.lower(),
-        value.swapcase(),
+        f" {value}",
         unicodedata.normalize("NFD", value),
         unicodedata.normalize("NFC", value),
     ]
@@ -169,8 +177,11 @@ def _push(edge: Edge, data: TenantData, draw: st.DrawFn) -> None:
         table = data.schema.tables[edge.table]
         twin: Row = {k: v for k, v in row.items() if k != table.rowid_alias}
         for column in edge.columns:
+            value = row.get(column)
+            if edge.folded and isinstance(value, str) and _ascii_swapcase(value) == value:
+                row[column] = value = f"{value}a"  # an ASCII letter to vary the case of
             if column in row:
-                twin[column] = draw(st.sampled_from(_variants(row[column], edge.folded)))
+                twin[column] = draw(st.sampled_from(_variants(value, edge.folded)))
         rows.append(twin)
     elif edge.kind == "null":
         row[edge.columns[0]] = None

@@ -1,6 +1,8 @@
 """The built-in checks. Each is a plain function over one tenant (an in-memory connection
-holding data valid at its version); :mod:`pytest_tenantdb.checks.items` draws the tenants with
-hypothesis and turns each check into a pytest item.
+holding data valid at its version, which the check leaves as it found it: the tenant is saved
+as the failing one if the check fails); :mod:`pytest_tenantdb.checks.items` draws the tenants
+with hypothesis and turns each check into a pytest item. The three checks of a step share one
+drawn tenant (:func:`step_checks`).
 
 upgrade      step v-1 -> v succeeds on any data valid at v-1, and leaves the schema it leaves
              on an empty tenant (no DDL that depends on the data)
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from pytest_tenantdb.checks.context import CheckContext, table_rows
@@ -71,11 +73,16 @@ def _offending(
         if (m := _NOT_NULL.search(error)) is not None:
             rows = before.execute(f'SELECT * FROM "{quoted}" WHERE "{m[2]}" IS NULL LIMIT 3').fetchall()
         elif (m := _UNIQUE.search(error)) is not None:
-            cols = ", ".join(f'"{c.split(".")[1]}"' for c in m[1].split(", "))
-            rows = before.execute(
-                f'SELECT * FROM "{quoted}" WHERE ({cols}) IN '
-                f'(SELECT {cols} FROM "{quoted}" GROUP BY {cols} HAVING COUNT(*) > 1) LIMIT 3'
-            ).fetchall()
+            rows = []
+            for collation in ("", " COLLATE NOCASE"):  # the new index may ignore case
+                cols = ", ".join(f'"{c.split(".")[1]}"{collation}' for c in m[1].split(", "))
+                rows = (
+                    rows
+                    or before.execute(
+                        f'SELECT * FROM "{quoted}" WHERE ({cols}) IN '
+                        f'(SELECT {cols} FROM "{quoted}" GROUP BY {cols} HAVING COUNT(*) > 1) LIMIT 3'
+                    ).fetchall()
+                )
         else:
             rows = []
         if not rows:
@@ -85,7 +92,9 @@ def _offending(
     return table, rows
 
 
-def _step_failed(exc: StepFailure, start: int, before: sqlite3.Connection | None, what: str) -> CheckFailure:
+def _step_failed(
+    exc: StepFailure, start: int, before: sqlite3.Connection | None, what: str, check: str = ""
+) -> CheckFailure:
     lines = [
         f"{what}: step {exc.step} ({exc.direction}) failed on a tenant at version {start}",
         f"  statement: {exc.statement or '(none)'}",
@@ -96,46 +105,98 @@ def _step_failed(exc: StepFailure, start: int, before: sqlite3.Connection | None
     if found is not None:
         lines.append(f"  table:     {found[0]}")
         lines.extend(f"  offending row: {row!r}" for row in found[1])
-    return CheckFailure("\n".join(lines))
+    return CheckFailure("\n".join(lines), check)
 
 
-def upgrade(step: Step) -> Body:
+STEP_KINDS = ("upgrade", "data_kept", "round_trip")
+
+
+def step_checks(step: Step, kinds: Collection[str] = STEP_KINDS) -> Body:
+    """The checks of one step (``kinds`` of upgrade, data_kept, round_trip) on one drawn tenant.
+
+    The tenant is copied and migrated up once for all of them, and a failure says which check
+    it is (:attr:`CheckFailure.check`), so one hypothesis run serves the three pytest items."""
+
     def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
-        before = ctx.clone(conn)
+        start = ctx.previous(step.version)
+        work = ctx.clone(conn)
         try:
-            ctx.run(conn, [(step, "up")])
+            traced = ctx.run(work, [(step, "up")])
         except StepFailure as exc:
-            raise _step_failed(exc, ctx.previous(step.version), before, "upgrade") from None
-        # per-step determinism: the schema the step leaves does not depend on the tenant's data
-        diff = ctx.differences(SchemaDiff.between(ctx.schema(step.version), ctx.schema_of(conn)))
-        if diff:
-            raise CheckFailure(
-                f"upgrade: step {step.label} leaves another schema on this tenant's data than on an "
-                "empty tenant (DDL that depends on the data; empty -> this tenant):\n  "
-                + str(diff).replace("\n", "\n  ")
-            )
+            if "upgrade" in kinds:
+                raise _step_failed(exc, start, conn, "upgrade", "upgrade") from None
+            return  # the upgrade item reports it
+        after = ctx.schema_of(work)
+        failed: dict[str, CheckFailure] = {}
+        checks: list[tuple[str, Callable[[], None]]] = [
+            ("upgrade", lambda: _same_as_empty(ctx, step, after)),
+            ("data_kept", lambda: _data_kept(ctx, step, conn, work, traced, after)),
+            ("round_trip", lambda: _round_trip(ctx, step, conn, work, after)),  # last: it migrates down
+        ]
+        for kind, check in checks:
+            if kind in kinds:
+                try:
+                    check()
+                except CheckFailure as exc:
+                    failed[kind] = exc
+        if len(failed) == 1:
+            raise next(iter(failed.values()))
+        if failed:
+            raise StepChecksFailure(failed)
 
     return body
 
 
+class StepChecksFailure(CheckFailure):
+    """Several checks of a step failed on the same drawn tenant; ``parts`` holds each one's."""
+
+    def __init__(self, parts: dict[str, CheckFailure]) -> None:
+        super().__init__("\n\n".join(map(str, parts.values())), "+".join(parts))
+        self.parts = parts
+
+
+def upgrade(step: Step) -> Body:
+    return step_checks(step, ("upgrade",))
+
+
+def data_kept(step: Step) -> Body:
+    return step_checks(step, ("data_kept",))
+
+
+def round_trip(step: Step) -> Body:
+    return step_checks(step, ("round_trip",))
+
+
+def _same_as_empty(ctx: CheckContext, step: Step, after: Schema) -> None:
+    """Per-step determinism: the schema the step leaves does not depend on the tenant's data."""
+    diff = ctx.differences(SchemaDiff.between(ctx.schema(step.version), after))
+    if diff:
+        raise CheckFailure(
+            f"upgrade: step {step.label} leaves another schema on this tenant's data than on an "
+            "empty tenant (DDL that depends on the data; empty -> this tenant):\n  "
+            + str(diff).replace("\n", "\n  "),
+            "upgrade",
+        )
+
+
 def every_path(start: int) -> Body:
     def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
-        before = ctx.clone(conn)
         try:
-            ctx.run(conn, ctx.migrations.plan(start, ctx.migrations.head))
+            ctx.run(ctx.clone(conn), ctx.migrations.plan(start, ctx.migrations.head))
         except StepFailure as exc:
-            raise _step_failed(exc, start, before, f"every path (from {start} to head)") from None
+            raise _step_failed(exc, start, conn, f"every path (from {start} to head)") from None
 
     return body
 
 
 def no_drift(start: int) -> Body:
     def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
+        migrated_tenant = ctx.clone(conn)
         try:
-            ctx.run(conn, ctx.migrations.plan(start, ctx.migrations.head))
+            ctx.run(migrated_tenant, ctx.migrations.plan(start, ctx.migrations.head))
         except StepFailure:
             return  # every_path reports it
-        migrated = ctx.schema_of(conn)
+        migrated = ctx.schema_of(migrated_tenant)
         diff = ctx.differences(SchemaDiff.between(ctx.schema(ctx.migrations.head), migrated))
         if diff:
             raise CheckFailure(
@@ -182,118 +243,114 @@ def _keyed(
     return columns, {tuple(r[k] for k in key_cols if k): r for r in rows}, rows
 
 
-def data_kept(step: Step) -> Body:
-    def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
-        start = ctx.previous(step.version)
-        before_schema = ctx.schema(start)
-        before = ctx.clone(conn)
-        try:
-            traced = ctx.run(conn, [(step, "up")])
-        except StepFailure:
-            return  # upgrade reports it
-        after_schema = ctx.schema_of(conn)
-        effects = ctx.effects(traced, before_schema, after_schema)
-        reached = ctx.reached(traced, before_schema, after_schema)
-        problems: list[str] = []
-        for table in sorted(after_schema.tables):
-            lower = table.lower()
-            if lower not in reached and effects.source_table(lower) not in reached:
-                continue  # no statement the step ran names it (nor a trigger they fire): unchanged
-            source = next((t for t in before_schema.tables if t.lower() == effects.source_table(lower)), None)
-            if source is None or lower in effects.whole_tables or not after_schema.tables[table].holds_data:
-                continue  # a new table, one the step rewrites, or a virtual table's derived index
-            if not before_schema.tables[source].holds_data:
-                continue
-            renames = effects.column_renames.get(lower, {})
-            key_cols = _row_key(before_schema, source)
-            old_cols, old_keyed, old_rows = _keyed(before_schema, source, before, key_cols)
-            if lower in effects.recreated:
-                if old_rows:
-                    problems.append(
-                        f"{table}: the step drops the table and creates it again without copying its rows: "
-                        f"{len(old_rows)} row(s) gone, e.g. {old_rows[0]!r}"
-                    )
-                continue
-            key_cols = [renames.get(k.lower(), k) for k in key_cols]
-            new_cols, new_keyed, new_rows = _keyed(after_schema, table, conn, key_cols)
-            pairs = [
-                (c, renames.get(c.lower(), c))
-                for c in old_cols
-                if renames.get(c.lower(), c).lower() in {n.lower() for n in new_cols}
-                and not effects.column_written(lower, renames.get(c.lower(), c).lower())
-            ]
-            new_names = {n.lower(): n for n in new_cols}
-            if old_keyed is not None and new_keyed is not None:
-                for key, old in old_keyed.items():
-                    new = new_keyed.get(key)
-                    if new is None:
-                        problems.append(f"{table}: row {key!r} is gone: {old!r}")
-                        continue
-                    for old_col, new_col in pairs:
-                        if old[old_col] != new[new_names[new_col.lower()]]:
-                            problems.append(
-                                f"{table}.{new_col}: row {key!r} changed {old[old_col]!r} -> "
-                                f"{new[new_names[new_col.lower()]]!r}"
-                            )
-            else:
-                project_old = sorted((tuple(r[o] for o, _ in pairs) for r in old_rows), key=repr)
-                project_new = sorted(
-                    (tuple(r[new_names[n.lower()]] for _, n in pairs) for r in new_rows), key=repr
+def _data_kept(
+    ctx: CheckContext,
+    step: Step,
+    before: sqlite3.Connection,
+    conn: sqlite3.Connection,
+    traced: list[str],
+    after_schema: Schema,
+) -> None:
+    """Rows of the tables and columns the step does not write are unchanged (``before`` is the
+    tenant, ``conn`` the tenant migrated up, having run ``traced``)."""
+    before_schema = ctx.schema(ctx.previous(step.version))
+    effects = ctx.effects(traced, before_schema, after_schema)
+    reached = ctx.reached(traced, before_schema, after_schema)
+    problems: list[str] = []
+    for table in sorted(after_schema.tables):
+        lower = table.lower()
+        if lower not in reached and effects.source_table(lower) not in reached:
+            continue  # no statement the step ran names it (nor a trigger they fire): unchanged
+        source = next((t for t in before_schema.tables if t.lower() == effects.source_table(lower)), None)
+        if source is None or lower in effects.whole_tables or not after_schema.tables[table].holds_data:
+            continue  # a new table, one the step rewrites, or a virtual table's derived index
+        if not before_schema.tables[source].holds_data:
+            continue
+        renames = effects.column_renames.get(lower, {})
+        key_cols = _row_key(before_schema, source)
+        old_cols, old_keyed, old_rows = _keyed(before_schema, source, before, key_cols)
+        if lower in effects.recreated:
+            if old_rows:
+                problems.append(
+                    f"{table}: the step drops the table and creates it again without copying its rows: "
+                    f"{len(old_rows)} row(s) gone, e.g. {old_rows[0]!r}"
                 )
-                if lower in effects.rows_added:
-                    missing = [r for r in project_old if r not in project_new]
-                    if missing:
-                        problems.append(f"{table}: rows gone: {missing[:3]!r}")
-                elif project_old != project_new:
-                    problems.append(f"{table}: rows changed: {project_old[:3]!r} -> {project_new[:3]!r}")
-        if problems:
-            raise CheckFailure(
-                f"data kept: step {step.label} loses or changes data it does not write:\n  "
-                + "\n  ".join(problems[:10])
+            continue
+        key_cols = [renames.get(k.lower(), k) for k in key_cols]
+        new_cols, new_keyed, new_rows = _keyed(after_schema, table, conn, key_cols)
+        pairs = [
+            (c, renames.get(c.lower(), c))
+            for c in old_cols
+            if renames.get(c.lower(), c).lower() in {n.lower() for n in new_cols}
+            and not effects.column_written(lower, renames.get(c.lower(), c).lower())
+        ]
+        new_names = {n.lower(): n for n in new_cols}
+        if old_keyed is not None and new_keyed is not None:
+            for key, old in old_keyed.items():
+                new = new_keyed.get(key)
+                if new is None:
+                    problems.append(f"{table}: row {key!r} is gone: {old!r}")
+                    continue
+                for old_col, new_col in pairs:
+                    if old[old_col] != new[new_names[new_col.lower()]]:
+                        problems.append(
+                            f"{table}.{new_col}: row {key!r} changed {old[old_col]!r} -> "
+                            f"{new[new_names[new_col.lower()]]!r}"
+                        )
+        else:
+            project_old = sorted((tuple(r[o] for o, _ in pairs) for r in old_rows), key=repr)
+            project_new = sorted(
+                (tuple(r[new_names[n.lower()]] for _, n in pairs) for r in new_rows), key=repr
             )
-
-    return body
-
-
-def round_trip(step: Step) -> Body:
-    def body(ctx: CheckContext, conn: sqlite3.Connection, _: Mapping[str, object]) -> None:
-        start = ctx.previous(step.version)
-        schema_before = ctx.schema(start)
-        rows_before = table_rows(conn, schema_before)
-        try:
-            ctx.run(conn, [(step, "up")])
-        except StepFailure:
-            return  # upgrade reports it
-        schema_up = ctx.schema_of(conn)
-        rows_up = table_rows(conn, schema_up)
-        try:
-            ctx.run(conn, [(step, "down")])
-        except StepFailure as exc:
-            raise _step_failed(exc, step.version, None, "round trip") from None
-        schema_down = ctx.schema_of(conn)
-        _same(
-            ctx,
-            f"round trip: up -> down of {step.label} does not restore the",
-            schema_before,
-            schema_down,
-            rows_before,
-            table_rows(conn, schema_down),
-        )
-        try:
-            ctx.run(conn, [(step, "up")])
-        except StepFailure as exc:
-            raise _step_failed(exc, start, None, "round trip (up -> down -> up)") from None
-        schema_again = ctx.schema_of(conn)
-        _same(
-            ctx,
-            f"round trip: up -> down -> up of {step.label} differs from up in the",
-            schema_up,
-            schema_again,
-            rows_up,
-            table_rows(conn, schema_again),
+            if lower in effects.rows_added:
+                missing = [r for r in project_old if r not in project_new]
+                if missing:
+                    problems.append(f"{table}: rows gone: {missing[:3]!r}")
+            elif project_old != project_new:
+                problems.append(f"{table}: rows changed: {project_old[:3]!r} -> {project_new[:3]!r}")
+    if problems:
+        raise CheckFailure(
+            f"data kept: step {step.label} loses or changes data it does not write:\n  "
+            + "\n  ".join(problems[:10]),
+            "data_kept",
         )
 
-    return body
+
+def _round_trip(
+    ctx: CheckContext, step: Step, before: sqlite3.Connection, conn: sqlite3.Connection, schema_up: Schema
+) -> None:
+    """up -> down restores ``before``'s schema and data; up -> down -> up equals up (``conn`` is
+    the tenant migrated up)."""
+    start = ctx.previous(step.version)
+    schema_before = ctx.schema(start)
+    rows_before = table_rows(before, schema_before)
+    rows_up = table_rows(conn, schema_up)
+    try:
+        ctx.run(conn, [(step, "down")])
+    except StepFailure as exc:
+        raise _step_failed(exc, step.version, None, "round trip", "round_trip") from None
+    schema_down = ctx.schema_of(conn)
+    _same(
+        ctx,
+        f"round trip: up -> down of {step.label} does not restore the",
+        schema_before,
+        schema_down,
+        rows_before,
+        table_rows(conn, schema_down),
+    )
+    try:
+        ctx.run(conn, [(step, "up")])
+    except StepFailure as exc:
+        raise _step_failed(exc, start, None, "round trip (up -> down -> up)", "round_trip") from None
+    schema_again = ctx.schema_of(conn)
+    _same(
+        ctx,
+        f"round trip: up -> down -> up of {step.label} differs from up in the",
+        schema_up,
+        schema_again,
+        rows_up,
+        table_rows(conn, schema_again),
+    )
 
 
 def _same(
@@ -306,13 +363,14 @@ def _same(
 ) -> None:
     diff = ctx.differences(SchemaDiff.between(schema_a, schema_b))
     if diff:
-        raise CheckFailure(f"{what} schema:\n  " + str(diff).replace("\n", "\n  "))
+        raise CheckFailure(f"{what} schema:\n  " + str(diff).replace("\n", "\n  "), "round_trip")
     for table in sorted(rows_a):
         if rows_a[table] != rows_b.get(table):
             lost = [r for r in rows_a[table] if r not in rows_b.get(table, [])]
             raise CheckFailure(
                 f"{what} data of table {table}:\n  before: {rows_a[table][:3]!r}\n  after:  "
-                f"{rows_b.get(table, [])[:3]!r}\n  rows lost or changed: {lost[:3]!r}"
+                f"{rows_b.get(table, [])[:3]!r}\n  rows lost or changed: {lost[:3]!r}",
+                "round_trip",
             )
 
 

@@ -6,6 +6,7 @@ of v: far cheaper than replaying migrations for every hypothesis example.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import warnings
 from collections.abc import Callable
@@ -14,11 +15,11 @@ from pathlib import Path
 
 from pytest_tenantdb.checks.effects import StepEffects, analyse
 from pytest_tenantdb.checks.step_coverage import StepCoverage
-from pytest_tenantdb.errors import SchemaDifferenceWarning
+from pytest_tenantdb.errors import SchemaDifferenceWarning, StepFailure
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions
 from pytest_tenantdb.lint.findings import Finding
-from pytest_tenantdb.migrations import Direction, MigrationSet, Step
+from pytest_tenantdb.migrations import Direction, MigrationSet, SqlStep, Step
 from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.migrations.tracing import traced
 from pytest_tenantdb.queries import QueryFolder
@@ -52,6 +53,7 @@ class CheckContext:
     _templates: dict[int, sqlite3.Connection] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
     _reached: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
+    _focus: dict[int, frozenset[str] | None] = field(default_factory=dict)
 
     @property
     def migrations(self) -> MigrationSet:
@@ -170,6 +172,34 @@ class CheckContext:
             self._reached[key] = frozenset(found)
         return self._reached[key]
 
+    def focus(self, version: int) -> frozenset[str] | None:
+        """The tables (lower case) whose rows the checks of step ``version`` need: those its
+        statements (up and down, run once on an empty tenant) can reach and, for a step written
+        in Python, whose statements may depend on the data, those its source names (a Django
+        model ``Foo`` of app ``bar`` names ``bar_foo``). Drawing rows for the other tables costs
+        time per drawn tenant and can change nothing the checks compare. None (draw every table)
+        when the step fails on an empty tenant: the upgrade check reports that."""
+        if version not in self._focus:
+            step = self.migrations.step(version)
+            start = self.previous(version)
+            tenant = self.fresh(start)
+            try:
+                statements = self.run(tenant, [(step, "up")])
+                if step.has_down:
+                    statements += self.run(tenant, [(step, "down")])
+            except StepFailure:
+                self._focus[version] = None
+                return None
+            finally:
+                tenant.close()
+            before, after = self.schema(start), self.schema(version)
+            if not isinstance(step, SqlStep):
+                statements.append(" ".join(_source_names(step, before)))
+            self._focus[version] = self.reached(statements, before, after) & {
+                t.lower() for t in before.tables
+            }
+        return self._focus[version]
+
     def lint_findings(self) -> list[Finding]:
         """``tenantdb check``'s findings for the whole set, computed once."""
         if self._findings is None:
@@ -184,6 +214,15 @@ class CheckContext:
         conn = sqlite3.connect(":memory:", isolation_level=None)
         self.schema_snapshot(conn)
         return Schema.from_connection(conn, ignore=VERSION_TABLES)
+
+
+def _source_names(step: Step, schema: Schema) -> set[str]:
+    """Tables of ``schema`` a Python-driven step's source names, directly or as a Django model."""
+    try:
+        words = {w.lower() for w in re.findall(r"[A-Za-z_]\w*", Path(step.path).read_text(errors="replace"))}
+    except OSError:
+        return {t.lower() for t in schema.tables}  # cannot tell: every table
+    return {t.lower() for t in schema.tables if t.lower() in words or t.lower().split("_", 1)[-1] in words}
 
 
 def table_rows(conn: sqlite3.Connection, schema: Schema) -> dict[str, list[tuple[object, ...]]]:

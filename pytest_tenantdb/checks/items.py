@@ -11,14 +11,14 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_tenantdb.checks.appcode import REGISTRY, load_recorded
-from pytest_tenantdb.checks.builtin import Check, all_checks
+from pytest_tenantdb.checks.builtin import STEP_KINDS, Check, StepChecksFailure, all_checks, step_checks
 from pytest_tenantdb.checks.context import CheckContext
 from pytest_tenantdb.checks.lockfile import check_history
 from pytest_tenantdb.checks.step_coverage import StepCoverage, measured_files, parse_setting
@@ -158,15 +158,21 @@ class _Progress:
             budget = f" of at most {self.limit}" if self.limit else ""
             self.say(
                 f"tenantdb::{self.check.id}: {now - self.started:.0f} s, {self.examples} drawn tenants{budget} "
-                f"so far (a {self.check.kind} check from version {self.check.version})"
+                f"so far ({self.check.kind.replace('+', ', ')} check{'s' if '+' in self.check.kind else ''} "
+                f"from version {self.check.version})"
             )
 
 
 def run_check(
-    ctx: CheckContext, check: Check, hsettings: HypothesisSettings, say: Callable[[str], None] | None = None
+    ctx: CheckContext,
+    check: Check,
+    hsettings: HypothesisSettings,
+    say: Callable[[str], None] | None = None,
+    saved_as: Mapping[str, Check] | None = None,
 ) -> None:
-    """Run one check over hypothesis-drawn tenants; on failure save the minimal one. ``say``
-    reports progress when it runs longer than ``SLOW_ITEM_SECONDS``."""
+    """Run one check over hypothesis-drawn tenants; on failure save the minimal one (as the
+    check ``saved_as`` names for the failure's kind, when one run serves several checks).
+    ``say`` reports progress when it runs longer than ``SLOW_ITEM_SECONDS``."""
     if check.run_once is not None:
         check.run_once(ctx)
         return
@@ -184,19 +190,21 @@ def run_check(
         progress.tick()
         conn = ctx.fresh(version)
         data.apply(conn)
-        before = ctx.clone(conn)
         try:
-            body(ctx, conn, params)
-        except CheckFailure:
-            _save_failure(ctx, check, before, params)  # the last one saved is the minimal one
+            body(ctx, conn, params)  # leaves conn as it is: the tenant saved if the check fails
+        except CheckFailure as exc:
+            # the last one saved is the minimal one
+            for kind in exc.check.split("+"):
+                _save_failure(ctx, (saved_as or {}).get(kind, check), conn, params)
             raise
         finally:
             conn.close()
-            before.close()
 
     check_tenant._hypothesis_internal_add_digest = check.id.encode()  # type: ignore[attr-defined]
     try:
-        data = tenant_data(ctx.schema(version), max_rows=ctx.max_rows)
+        # a step's checks need rows only in the tables the step can reach
+        only = ctx.focus(check.aim) if check.aim is not None else None
+        data = tenant_data(ctx.schema(version), max_rows=ctx.max_rows, tables=only)
     except SeedingError as exc:  # reported as not run, never as passed on empty tables
         pytest.skip(f"not run: {exc}")
     if check.aim is not None:  # at the edge of what the step adds: duplicates, NULLs, values outside
@@ -205,6 +213,53 @@ def run_check(
         data = aimed(data, ctx.schema(version), ctx.schema(check.aim))
     test = hsettings(given(data=data, params=params)(check_tenant))
     test()
+
+
+def run_step_checks(
+    ctx: CheckContext,
+    checks: list[Check],
+    hsettings: HypothesisSettings,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, BaseException | None]:
+    """Run the checks of one step (upgrade, data_kept, round_trip) over the same drawn tenants,
+    in one hypothesis run; the outcome of each by its kind (None: passed). Hypothesis tells
+    distinct failures apart and shrinks each, so each check still gets its own minimal tenant."""
+    from hypothesis import settings
+
+    first = checks[0]
+    assert first.aim is not None and first.version is not None
+    step = ctx.migrations.step(first.aim)
+    kinds = [c.kind for c in checks]
+    together = Check(first.id, "+".join(kinds), first.version, step_checks(step, kinds), aim=first.aim)
+    outcome: dict[str, BaseException | None] = dict.fromkeys(kinds)
+
+    def record(exc: BaseException) -> None:
+        from hypothesis.errors import FlakyFailure
+
+        if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, FlakyFailure):
+            for part in exc.exceptions:  # hypothesis found several distinct failures
+                record(part)
+            return
+        if isinstance(exc, StepChecksFailure):  # several failed on one tenant: each its own
+            for kind, part in exc.parts.items():
+                for note in getattr(exc, "__notes__", []):
+                    part.add_note(note)
+                outcome[kind] = part
+            return
+        leaves = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+        named = {k for e in leaves for k in getattr(e, "check", "").split("+")} & set(kinds)
+        for kind in named or kinds:  # an error that is not a check's failure is every check's
+            outcome[kind] = exc
+
+    try:
+        run_check(
+            ctx, together, settings(hsettings, report_multiple_bugs=True), say, {c.kind: c for c in checks}
+        )
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # pytest.skip is a BaseException too
+        record(exc)
+    return outcome
 
 
 def _param_values(name: str) -> Any:
@@ -242,9 +297,6 @@ def replay(ctx: CheckContext, check: Check, text: str, params: dict[str, object]
     check.body(ctx, conn, params)
 
 
-_STEP_CHECKS = ("upgrade", "data_kept", "round_trip")
-
-
 @functools.cache
 def _code_digest() -> str:
     """Hash of pytest-tenantdb's own source: a changed check never reuses a cached pass."""
@@ -263,7 +315,7 @@ def _passed_marker(
     request that adds a step re-runs only the checks of that step and of the history's end
     (every_path, no_drift, old_code). None when not cached (other kinds, no pytest cache)."""
     cache = getattr(config, "cache", None)
-    if cache is None or check.kind not in _STEP_CHECKS or check.aim is None:
+    if cache is None or check.kind not in STEP_KINDS or check.aim is None:
         return None
     if ctx.step_coverage is not None:
         return None  # measuring what the tenants reach needs the tenants drawn
@@ -311,6 +363,11 @@ class ChecksCollector(pytest.Collector):
         """Steps whose template cannot be built -> the item that reported it."""
         return {}
 
+    @functools.cached_property
+    def step_outcomes(self) -> dict[int, dict[str, BaseException | None]]:
+        """Step version -> the outcome of each of its checks run so far (one run serves three)."""
+        return {}
+
     @property
     def context(self) -> CheckContext:
         if self._context is None:
@@ -329,6 +386,30 @@ class ChecksCollector(pytest.Collector):
             history = lambda c: _history(c, lock, update)  # noqa: E731
         for check in all_checks(ctx, history):
             yield CheckItem.from_parent(self, name=check.id, check=check)
+
+    def step_outcome(self, check: Check, say: Callable[[str], None]) -> BaseException | None:
+        """The outcome of step check ``check``, from one run of all its step's checks that have
+        not passed in an earlier run with the same inputs."""
+        assert check.aim is not None
+        outcomes = self.step_outcomes.get(check.aim, {})
+        if check.kind not in outcomes:
+            selected = [i.check for i in self.session.items if isinstance(i, CheckItem) and i.parent is self]
+            todo = [
+                c
+                for c in selected
+                if c.aim == check.aim
+                and c.kind in STEP_KINDS
+                and c.kind not in outcomes
+                and not _is_cached(_passed_marker(self.config, self.context, c, self.hypothesis_settings))
+            ]
+            todo = [check, *(c for c in todo if c is not check)]  # the one asked for first
+            outcomes.update(run_step_checks(self.context, todo, self.hypothesis_settings, say))
+            self.step_outcomes[check.aim] = outcomes
+        return outcomes[check.kind]
+
+
+def _is_cached(marker: Path | None) -> bool:
+    return marker is not None and marker.exists()
 
 
 def _history(ctx: CheckContext, lock: Path, update: bool) -> None:
@@ -354,11 +435,16 @@ class CheckItem(pytest.Item):
         if parent.context.step_coverage is not None:  # measured from the first check to the end
             parent.context.step_coverage.start()
         passed = _passed_marker(self.config, parent.context, self.check, parent.hypothesis_settings)
-        if passed is not None and passed.exists():
+        if _is_cached(passed):
             self.user_properties.append(("tenantdb", "passed in an earlier run with the same inputs"))
             return
         try:
-            run_check(parent.context, self.check, parent.hypothesis_settings, self._say)
+            if self.check.kind in STEP_KINDS and self.check.aim is not None:
+                failed = parent.step_outcome(self.check, self._say)
+                if failed is not None:
+                    raise failed
+            else:
+                run_check(parent.context, self.check, parent.hypothesis_settings, self._say)
             if passed is not None:
                 passed.parent.mkdir(parents=True, exist_ok=True)
                 passed.touch()
