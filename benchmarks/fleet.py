@@ -263,4 +263,7 @@ def run_all(size: str = "smoke") -> list[Figure]:
         from benchmarks.realworld import bench_realworld
 
         figures.extend(bench_realworld(workdir / "realworld", size == "full"))
+        from benchmarks.long_history import bench_long_history
+
+        figures.extend(bench_long_history(workdir, size == "full"))
     return figures

@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 23
+    assert len(figures) == 27
     for part in (
         "migrate+seed each from empty",
         "copying files only",
@@ -39,6 +39,10 @@ def test_benchmarks_smoke() -> None:
         "real Django apps vs django-migration-linter",
         "real Alembic histories vs squawk",
         "one step added to a cached run",
+        "-step 4-table history",
+        "long history: one step added",
+        "long history: a step's checks at",
+        "long history: pytest -n 2 vs -n 0",
     ):
         assert any(part in n for n in names), part  # every figure is there
     for figure in figures:

@@ -26,7 +26,7 @@ from pytest_tenantdb.checks.context import CheckContext, table_rows
 from pytest_tenantdb.errors import CheckFailure, QueryParameterError, StepFailure
 from pytest_tenantdb.lint.placeholders import binding, parameters
 from pytest_tenantdb.migrations import Step
-from pytest_tenantdb.schema import Schema, SchemaDiff
+from pytest_tenantdb.schema import Schema
 
 _CONSTRAINT_TABLE = re.compile(r"constraint failed: ([\w]+)\.")
 
@@ -169,7 +169,7 @@ def round_trip(step: Step) -> Body:
 
 def _same_as_empty(ctx: CheckContext, step: Step, after: Schema) -> None:
     """Per-step determinism: the schema the step leaves does not depend on the tenant's data."""
-    diff = ctx.differences(SchemaDiff.between(ctx.schema(step.version), after))
+    diff = ctx.differences(ctx.schema(step.version), after)
     if diff:
         raise CheckFailure(
             f"upgrade: step {step.label} leaves another schema on this tenant's data than on an "
@@ -197,7 +197,7 @@ def no_drift(start: int) -> Body:
         except StepFailure:
             return  # every_path reports it
         migrated = ctx.schema_of(migrated_tenant)
-        diff = ctx.differences(SchemaDiff.between(ctx.schema(ctx.migrations.head), migrated))
+        diff = ctx.differences(ctx.schema(ctx.migrations.head), migrated)
         if diff:
             raise CheckFailure(
                 f"no drift: a tenant migrated from version {start} differs from a fresh tenant at "
@@ -209,7 +209,7 @@ def no_drift(start: int) -> Body:
 
 def snapshot_drift(ctx: CheckContext) -> None:
     """A tenant created from the schema snapshot has the schema of one migrated to head."""
-    diff = ctx.differences(SchemaDiff.between(ctx.schema(ctx.migrations.head), ctx.snapshot_schema()))
+    diff = ctx.differences(ctx.schema(ctx.migrations.head), ctx.snapshot_schema())
     if diff:
         raise CheckFailure(
             f"no drift: new tenants created from {ctx.snapshot_origin} differ from tenants migrated "
@@ -261,7 +261,8 @@ def _data_kept(
         lower = table.lower()
         if lower not in reached and effects.source_table(lower) not in reached:
             continue  # no statement the step ran names it (nor a trigger they fire): unchanged
-        source = next((t for t in before_schema.tables if t.lower() == effects.source_table(lower)), None)
+        origin = lower if lower in effects.recreated else effects.source_table(lower)
+        source = next((t for t in before_schema.tables if t.lower() == origin), None)
         if source is None or lower in effects.whole_tables or not after_schema.tables[table].holds_data:
             continue  # a new table, one the step rewrites, or a virtual table's derived index
         if not before_schema.tables[source].holds_data:
@@ -323,8 +324,9 @@ def _round_trip(
     the tenant migrated up)."""
     start = ctx.previous(step.version)
     schema_before = ctx.schema(start)
-    rows_before = table_rows(before, schema_before)
-    rows_up = table_rows(conn, schema_up)
+    only = ctx.focus(step.version)  # no other table holds rows or can be changed by the step
+    rows_before = table_rows(before, schema_before, only)
+    rows_up = table_rows(conn, schema_up, only)
     try:
         ctx.run(conn, [(step, "down")])
     except StepFailure as exc:
@@ -336,7 +338,7 @@ def _round_trip(
         schema_before,
         schema_down,
         rows_before,
-        table_rows(conn, schema_down),
+        table_rows(conn, schema_down, only),
     )
     try:
         ctx.run(conn, [(step, "up")])
@@ -349,7 +351,7 @@ def _round_trip(
         schema_up,
         schema_again,
         rows_up,
-        table_rows(conn, schema_again),
+        table_rows(conn, schema_again, only),
     )
 
 
@@ -361,7 +363,7 @@ def _same(
     rows_a: Mapping[str, list[tuple[object, ...]]],
     rows_b: Mapping[str, list[tuple[object, ...]]],
 ) -> None:
-    diff = ctx.differences(SchemaDiff.between(schema_a, schema_b))
+    diff = ctx.differences(schema_a, schema_b)
     if diff:
         raise CheckFailure(f"{what} schema:\n  " + str(diff).replace("\n", "\n  "), "round_trip")
     for table in sorted(rows_a):

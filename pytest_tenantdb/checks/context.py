@@ -54,6 +54,7 @@ class CheckContext:
     _warned: set[str] = field(default_factory=set)
     _reached: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
     _focus: dict[int, frozenset[str] | None] = field(default_factory=dict)
+    _diffs: dict[tuple[int, int], tuple[Schema, Schema, SchemaDiff]] = field(default_factory=dict)
 
     @property
     def migrations(self) -> MigrationSet:
@@ -124,9 +125,15 @@ class CheckContext:
             self._effects[key] = analyse(traced, set(before.tables) | set(after.tables), triggers)
         return self._effects[key]
 
-    def differences(self, diff: SchemaDiff) -> SchemaDiff:
-        """The part of ``diff`` that fails a check. With ``schema_compare = semantic`` the
-        cosmetic rest (column order, same-affinity type spellings) is a warning naming it."""
+    def differences(self, before: Schema, after: Schema) -> SchemaDiff:
+        """The part of the difference ``before`` -> ``after`` that fails a check (computed once
+        per pair: drawn tenants mostly end with the same schemas). With ``schema_compare =
+        semantic`` the cosmetic rest (column order, same-affinity type spellings) is a warning
+        naming it."""
+        key = (id(before), id(after))
+        if key not in self._diffs:
+            self._diffs[key] = (before, after, SchemaDiff.between(before, after))  # keeps the ids alive
+        diff = self._diffs[key][2]
         if self.schema_compare == "exact" or not diff.cosmetic:
             return diff
         if str(diff.cosmetic) in self._warned:  # once per difference, not once per drawn tenant
@@ -225,11 +232,14 @@ def _source_names(step: Step, schema: Schema) -> set[str]:
     return {t.lower() for t in schema.tables if t.lower() in words or t.lower().split("_", 1)[-1] in words}
 
 
-def table_rows(conn: sqlite3.Connection, schema: Schema) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table holding data, columns by name and rows sorted, for comparisons."""
+def table_rows(
+    conn: sqlite3.Connection, schema: Schema, only: frozenset[str] | None = None
+) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table holding data (of the tables ``only`` names, lower case, when
+    given), columns by name and rows sorted, for comparisons."""
     result = {}
     for name, table in schema.tables.items():
-        if not table.holds_data:
+        if not table.holds_data or (only is not None and name.lower() not in only):
             continue  # a virtual table's index, rebuilt from its content table
         # by name, not position: a rebuild that reorders columns keeps the same data
         cols = ", ".join(

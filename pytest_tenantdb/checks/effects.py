@@ -33,11 +33,19 @@ class StepEffects:
     dropped: set[str] = field(default_factory=set)
     refilled: set[str] = field(default_factory=set)  # filled with INSERT ... SELECT
 
+    known: set[str] = field(default_factory=set)  # tables before or after the step
+
     @property
     def recreated(self) -> set[str]:
         """Tables dropped and created again under the same name with none of their rows copied
-        (neither a copy renamed into place nor an ``INSERT ... SELECT`` into the new table)."""
-        return self.dropped - set(self.renamed_from) - self.refilled
+        (neither an ``INSERT ... SELECT`` into the new table nor a filled or existing table
+        renamed into place: a new, empty one renamed into place counts as created again)."""
+        emptied = set()
+        for table in self.dropped - self.refilled:
+            source = self.renamed_from.get(table)
+            if source is None or (source not in self.refilled and source not in self.known):
+                emptied.add(table)
+        return emptied
 
     def write(self, table: str, column: str) -> None:
         self.written_columns.setdefault(table, set()).add(column)
@@ -67,9 +75,9 @@ def analyse(statements: list[str], known_tables: set[str], triggers: dict[str, s
     from sqlglot import exp
 
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # triggers fall back to Command: expected
-    effects = StepEffects()
-    copies: dict[str, str] = {}  # new table -> table its rows were copied from
     known = {t.lower() for t in known_tables}
+    effects = StepEffects(known=known)
+    copies: dict[str, str] = {}  # new table -> table its rows were copied from
 
     def unknown(sql: str) -> None:
         for word in _WORD.findall(sql):
