@@ -71,11 +71,22 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder = Recorder()
         recorder.install()
         config.stash[RECORDER_KEY] = (recorder, Path(record))
+    if config.pluginmanager.hasplugin("xdist") and _checks_on(config):
+        from pytest_tenantdb.checks.xdist import StepSchedulingPlugin
+
+        config.pluginmanager.register(StepSchedulingPlugin(), "tenantdb-xdist")
     config.addinivalue_line(
         "markers",
         "tenantdb(**settings): per-test tenantdb settings, e.g. migrations=, seed=, versioning=, "
         "workers=; and version= for the tenant_db fixture",
     )
+
+
+def _checks_on(config: pytest.Config) -> bool:
+    try:
+        return Settings.from_config(config).checks
+    except TenantDBError:
+        return False  # reported where the settings are used
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -4,6 +4,7 @@ reach, so the cost of a step's checks does not grow with the tables it does not 
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,28 @@ def test_a_python_step_is_drawn_over_the_tables_its_source_names(tmp_path: Path)
     )
     # on an empty tenant only the COUNT runs; the UPDATE of a tenant with rows is in the source
     assert ctx.focus(2) == {"other"}
+
+
+def test_scopes_keep_a_step_together_and_everything_else_apart() -> None:
+    from pytest_tenantdb.checks.xdist import step_scope
+
+    assert step_scope("tenantdb::0002_b::upgrade") == step_scope("tenantdb::0002_b::round_trip")
+    assert step_scope("tenantdb::0002_b::upgrade") != step_scope("tenantdb::0003_c::upgrade")
+    assert step_scope("tests/test_x.py::test_a") == "tests/test_x.py::test_a"
+    assert step_scope("tenantdb::history") == "tenantdb::history"
+
+
+def test_with_xdist_a_steps_checks_run_on_one_worker(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    migrations = _project(pytester)
+    for n in range(3, 7):
+        (migrations / f"{n:04d}_c{n}.sql").write_text(f"ALTER TABLE t ADD COLUMN c{n} TEXT;\n")
+    result = pytester.runpytest_subprocess("-n", "2", "-v", "-p", "no:cacheprovider", "-k", "not compatible")
+    workers: dict[str, set[str]] = {}
+    for line in result.stdout.lines:
+        found = re.search(r"\[(gw\d)\] .*PASSED tenantdb::(\d{4}_\w+)::(upgrade|data_kept|round_trip)", line)
+        if found:
+            workers.setdefault(found[2], set()).add(found[1])
+    assert len(workers) == 6  # every step's checks ran ...
+    assert all(len(w) == 1 for w in workers.values()), workers  # ... each step on one worker
+    assert set().union(*workers.values()) == {"gw0", "gw1"}  # and both workers had work
