@@ -189,8 +189,7 @@ REAL_HISTORIES = {
     # name: (tenantdb_migrations, extra ini lines)
     "optuna 5.0.0 (Alembic)": (lambda: str(_optuna_location()), ""),
     "ihatemoney 7.2.1 (Alembic)": (lambda: str(_package_dir("ihatemoney") / "migrations"), ""),
-    # prefect's 115 revisions are not here: their built-in checks are issue 10's target (a
-    # 115-step history within 10 minutes); its load time is bench_load_prefect's figure
+    "prefect 3.9.1 (Alembic, 115 revisions)": (lambda: str(_prefect_sqlite()), ""),
     "alembic_project fixture (Alembic)": (lambda: str(ALEMBIC / "alembic.ini"), ""),
     "Django 5.2 contrib + django-taggit (Django)": (
         lambda: "django:auth,contenttypes,sessions,admin,taggit",

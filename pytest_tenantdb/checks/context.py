@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_tenantdb.checks.effects import StepEffects, analyse
+from pytest_tenantdb.checks.replay import Recording, ReplayedStep, schema_key, usable
 from pytest_tenantdb.checks.step_coverage import StepCoverage
 from pytest_tenantdb.errors import SchemaDifferenceWarning, StepFailure
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import Direction, MigrationSet, SqlStep, Step
+from pytest_tenantdb.migrations.alembic import AlembicStep, recorded_calls
 from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.migrations.tracing import traced
 from pytest_tenantdb.queries import QueryFolder
@@ -55,6 +57,7 @@ class CheckContext:
     _reached: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
     _focus: dict[int, frozenset[str] | None] = field(default_factory=dict)
     _diffs: dict[tuple[int, int], tuple[Schema, Schema, SchemaDiff]] = field(default_factory=dict)
+    _recordings: dict[tuple[int, str], Recording] = field(default_factory=dict)
 
     @property
     def migrations(self) -> MigrationSet:
@@ -102,17 +105,34 @@ class CheckContext:
         return copy
 
     def run(self, conn: sqlite3.Connection, plan: list[tuple[Step, Direction]]) -> list[str]:
-        """Run ``plan`` the way the fleet migrator does; return every statement SQLite ran."""
+        """Run ``plan`` the way the fleet migrator does; return every statement SQLite ran. An
+        Alembic revision recorded from this tenant's schema is replayed (checks/replay.py)."""
+        if self._recordings:
+            plan = [(self._replayed(conn, step, direction), direction) for step, direction in plan]
         with traced(conn) as statements:
             run_plan(conn, self.migrations, plan, self.templates.store)
         return list(statements)
 
+    def _replayed(self, conn: sqlite3.Connection, step: Step, direction: Direction) -> Step:
+        recording = self._recordings.get((step.version, direction))
+        if recording is None or recording.start != schema_key(conn):
+            return step
+        return ReplayedStep(step, recording)
+
+    def _recorded_run(self, conn: sqlite3.Connection, step: Step, direction: Direction) -> list[str]:
+        """Run one step, recording what it ran through SQLAlchemy when it can be replayed."""
+        if not isinstance(step, AlembicStep) or not step.transactional or self.step_coverage is not None:
+            return self.run(conn, [(step, direction)])  # (replaying would hide the lines measured)
+        start = schema_key(conn)
+        with recorded_calls() as calls:
+            statements = self.run(conn, [(step, direction)])
+        if usable(calls, statements):
+            self._recordings[(step.version, direction)] = Recording.of(start, calls)
+        return statements
+
     def schema_of(self, conn: sqlite3.Connection) -> Schema:
         """The schema of ``conn``; introspected once per distinct ``sqlite_master``."""
-        key = tuple(
-            tuple(map(str, r))
-            for r in conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name")
-        )
+        key = schema_key(conn)
         if key not in self._by_sql:
             self._by_sql[key] = Schema.from_connection(conn, ignore=VERSION_TABLES)
         return self._by_sql[key]
@@ -191,9 +211,9 @@ class CheckContext:
             start = self.previous(version)
             tenant = self.fresh(start)
             try:
-                statements = self.run(tenant, [(step, "up")])
+                statements = self._recorded_run(tenant, step, "up")
                 if step.has_down:
-                    statements += self.run(tenant, [(step, "down")])
+                    statements += self._recorded_run(tenant, step, "down")
             except StepFailure:
                 self._focus[version] = None
                 return None

@@ -325,13 +325,35 @@ class _Lender:
             from sqlalchemy.pool import NullPool
 
             self._engine = create_engine("sqlite://", creator=self._current, poolclass=NullPool)
+            from sqlalchemy import event
+
+            event.listen(self._engine, "before_cursor_execute", self._record)
         return self._engine
+
+    def _record(
+        self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+    ) -> None:
+        calls = getattr(self.local, "calls", None)
+        if calls is not None:
+            calls.append((statement, parameters, many))
 
     def _current(self) -> BorrowedConnection:
         return BorrowedConnection(self.local.conn)
 
 
 _LENDER = _Lender()
+
+
+@contextmanager
+def recorded_calls() -> Iterator[list[tuple[str, Any, bool]]]:
+    """Every statement SQLAlchemy runs on lent connections of this thread inside the block, with
+    its parameters and whether it was an ``executemany`` (see checks/replay.py)."""
+    calls: list[tuple[str, Any, bool]] = []
+    _LENDER.local.calls = calls
+    try:
+        yield calls
+    finally:
+        _LENDER.local.calls = None
 
 
 @contextmanager

@@ -1,0 +1,133 @@
+"""Alembic revisions replayed as the SQL they ran: same result as running them, used only when sound."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from pytest_tenantdb.checks.context import CheckContext
+from pytest_tenantdb.checks.replay import ReplayedStep, reads_data
+from pytest_tenantdb.errors import StepFailure
+from pytest_tenantdb.fleet.templates import TemplateCache
+from pytest_tenantdb.migrations import MigrationSet, Step
+from pytest_tenantdb.migrations.runner import run_plan
+from pytest_tenantdb.strategies import TenantData, tenant_data
+from pytest_tenantdb.versioning import version_store
+
+pytest.importorskip("alembic")
+
+ROOT = Path(__file__).resolve().parent.parent
+ALEMBIC = ROOT / "fixtures" / "alembic_project" / "alembic.ini"
+
+REVISION = '''
+"""{doc}"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{rev}"
+down_revision = {down}
+
+
+def upgrade():
+{body}
+
+
+def downgrade():
+    pass
+'''
+
+
+def _context(tmp_path: Path, ini: Path) -> CheckContext:
+    migrations = MigrationSet.from_path(ini)
+    return CheckContext(TemplateCache(tmp_path / "cache", migrations, version_store("auto", migrations)))
+
+
+def _write(folder: Path, revisions: list[tuple[str, str]]) -> Path:
+    versions = folder / "versions"
+    versions.mkdir(parents=True)
+    down = "None"
+    for n, (rev, body) in enumerate(revisions):
+        text = REVISION.format(doc=rev, rev=rev, down=down, body=body)
+        (versions / f"{n:04d}_{rev}.py").write_text(text)
+        down = repr(rev)
+    (folder / "env.py").write_text("")
+    ini = folder / "alembic.ini"
+    ini.write_text(f"[alembic]\nscript_location = {folder}\n")
+    return ini
+
+
+def _dump(conn: sqlite3.Connection) -> list[str]:
+    return list(conn.iterdump())
+
+
+def _run_and_replay(ctx: CheckContext, step: Step, start: int) -> None:
+    """On drawn tenants, running ``step`` and replaying its recording end the same."""
+
+    @settings(max_examples=15, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(tenant_data(ctx.schema(start), max_rows=4))
+    def same(data: TenantData) -> None:
+        ran, replayed = ctx.fresh(start), ctx.fresh(start)
+        data.apply(ran)
+        data.apply(replayed)
+        outcomes = []
+        for conn, how in ((ran, step), (replayed, ctx._replayed(replayed, step, "up"))):
+            try:
+                run_plan(conn, ctx.migrations, [(how, "up")], ctx.templates.store)
+                outcomes.append("ok")
+            except StepFailure as exc:  # the same failure either way (the replay falls back)
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1]
+        assert _dump(ran) == _dump(replayed)
+
+    same()
+
+
+def test_a_replayed_revision_leaves_what_running_it_leaves(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, ALEMBIC)
+    checked = 0
+    for version in ctx.migrations.versions:
+        ctx.focus(version)  # records the revision on the empty template
+        if ctx._recordings.get((version, "up")) is None:
+            continue
+        step = ctx.migrations.step(version)
+        start = ctx.previous(version)
+        assert isinstance(ctx._replayed(ctx.fresh(start), step, "up"), ReplayedStep)
+        _run_and_replay(ctx, step, start)
+        checked += 1
+    assert checked >= 3  # most of the fixture's revisions are replayed
+
+
+def test_a_revision_that_reads_the_data_is_always_run(tmp_path: Path) -> None:
+    ini = _write(
+        tmp_path / "alembic",
+        [
+            (
+                "aaa",
+                "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True), sa.Column('a', sa.Text))",
+            ),
+            (
+                "bbb",
+                "    bind = op.get_bind()\n"
+                "    for (ident,) in bind.execute(sa.text('SELECT id FROM t')).fetchall():\n"
+                "        bind.execute(sa.text('UPDATE t SET a = :a WHERE id = :i'), {'a': str(ident), 'i': ident})",
+            ),
+        ],
+    )
+    ctx = _context(tmp_path, ini)
+    ctx.focus(1)
+    ctx.focus(2)
+    assert (1, "up") in ctx._recordings  # DDL only: recorded
+    assert (2, "up") not in ctx._recordings  # its Python reads rows: each tenant runs it
+
+
+def test_statements_that_read_rows_are_told_from_schema_reads() -> None:
+    assert reads_data("SELECT id FROM t")
+    assert reads_data("WITH x AS (SELECT 1) SELECT * FROM x JOIN users ON 1")
+    assert reads_data("DELETE FROM t RETURNING id")
+    assert not reads_data("SELECT sql FROM sqlite_master WHERE name = ?")
+    assert not reads_data("SELECT version_num FROM alembic_version")
+    assert not reads_data("UPDATE t SET a = 1")
+    assert not reads_data("INSERT INTO t2 SELECT * FROM t")  # rows move inside SQLite, unseen by Python
