@@ -1,6 +1,7 @@
 """The ``tenantdb`` command: thin, it parses arguments and calls ``fleet/`` and ``migrations/``.
 
-Exit codes: 0 done (``check``: no finding), 1 findings (``check``), 2 usage or input error.
+Exit codes (``exits.Exit``): 0 done (``check``: no finding), 1 findings (``check``), 2 usage,
+configuration or input error, 70 internal error, 130 interrupted, 141 stdout closed.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_tenantdb.errors import TenantDBError
+from pytest_tenantdb.exits import DEBUG_ENV, Exit, debug_requested, run_guarded
 from pytest_tenantdb.settings import STORES
 
 if TYPE_CHECKING:
@@ -31,13 +32,34 @@ DEMO_MIX: dict[int | str, float] = {
 }
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (a fleet of -5 tenants is a typo, not a run)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tenantdb", description="Test migrations of per-tenant SQLite databases."
     )
+    debug_help = f"on an internal error, show the traceback (or set {DEBUG_ENV}=1)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    common = argparse.ArgumentParser(add_help=False)  # so --debug also works after the command
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    check = sub.add_parser("check", help="lint migrations and old queries for backward compatibility")
+    check = sub.add_parser(
+        "check", parents=[common], help="lint migrations and old queries for backward compatibility"
+    )
     check.add_argument("path", type=Path, nargs="?", default=Path("."), help="project folder (default: .)")
     check.add_argument("--format", choices=["text", "json", "github", "sarif", "junit"], default="text")
     check.add_argument("--baseline", type=Path, help="ignore the findings listed in this file")
@@ -56,19 +78,21 @@ def _parser() -> argparse.ArgumentParser:
         "--ignore", action="append", default=[], metavar="CODE", help="skip a rule (repeatable)"
     )
 
-    explain = sub.add_parser("explain", help="explain a rule code")
+    explain = sub.add_parser("explain", parents=[common], help="explain a rule code")
     explain.add_argument("code")
 
-    versions = sub.add_parser("versions", help="list the steps of a migrations directory")
+    versions = sub.add_parser("versions", parents=[common], help="list the steps of a migrations directory")
     versions.add_argument(
         "migrations",
         help="a folder of steps, an Alembic folder or alembic.ini, django:APP[,APP] or module:attribute",
     )
 
-    demo = sub.add_parser("demo", help="build a mixed-version fleet from a project and migrate it")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="build a mixed-version fleet from a project and migrate it"
+    )
     demo.add_argument("project", type=Path, help="folder with migrations/ and optionally snapshots/")
-    demo.add_argument("--count", type=int, default=1000, help="fake tenants to build (default 1000)")
-    demo.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    demo.add_argument("--count", type=_at_least(1), default=1000, help="fake tenants to build (default 1000)")
+    demo.add_argument("--workers", type=_at_least(1), default=2, help="worker processes (default 2)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
         "--workdir", type=Path, help="where tenant files go (default: a temp dir, removed after)"
@@ -79,26 +103,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``tenantdb`` console script."""
+    """Entry point of the ``tenantdb`` console script: every outcome is an exit code (exits.py)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    return run_guarded(lambda: _run(arguments), arguments, debug=debug_requested(arguments))
+
+
+def _run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from rich.console import Console
 
     console = Console(stderr=False, highlight=False, quiet=getattr(args, "json", False))
-    try:
-        if args.command == "versions":
-            return _versions(console, args.migrations)
-        if args.command == "check":
-            return _check(args)
-        if args.command == "explain":
-            return _explain(args.code)
-        return _demo(console, args)
-    except TenantDBError as exc:
-        from rich.markup import escape
-
-        Console(stderr=True, highlight=False).print(
-            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", markup=True
-        )
-        return 2
+    if args.command == "versions":
+        return _versions(console, args.migrations)
+    if args.command == "check":
+        return _check(args)
+    if args.command == "explain":
+        return _explain(args.code)
+    return _demo(console, args)
 
 
 def _explain(code: str) -> int:
@@ -109,8 +130,8 @@ def _explain(code: str) -> int:
         print(explain(code))
     except KeyError:
         print(f"error: no rule {code!r}; known: {', '.join(sorted(RULES))}", file=sys.stderr)
-        return 2
-    return 0
+        return Exit.USAGE
+    return Exit.OK
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -150,7 +171,8 @@ def _check(args: argparse.Namespace) -> int:
         known = read_baseline(baseline)
         findings = [f for f in findings if fingerprint(f, root) not in known]
     print(FORMATS[args.format](findings))
-    return 1 if any(f.severity != "note" for f in findings) else 0  # notes say what was not checked
+    # notes say what was not checked, they do not fail the gate
+    return Exit.FINDINGS if any(f.severity != "note" for f in findings) else Exit.OK
 
 
 def _versions(console: Console, spec: str) -> int:
