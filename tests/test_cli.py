@@ -130,13 +130,13 @@ def test_pyproject_tool_tables_of_the_wrong_kind(
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('since = "abc"', "[tool.tenantdb] since = 'abc': cannot read version 'abc'"),
+        ('since = "abc"', "[tool.tenantdb] since = \"abc\": cannot read version 'abc'"),
         ("since = 1.5", "[tool.tenantdb] since = 1.5 is a float; expected a version"),
         ("since = -1", "[tool.tenantdb] since = -1 is a negative number; expected a version"),
         ("queries = 5", "[tool.tenantdb] queries = 5 is an integer; expected a string"),
-        ('python = "app"', "[tool.tenantdb] python = 'app' is a string; expected a list of strings"),
+        ('python = "app"', '[tool.tenantdb] python = "app" is a string; expected a list of strings'),
         ("ignore = [1]", "[tool.tenantdb] ignore = [1] has an integer item; expected a list of strings"),
-        ("window = true", "[tool.tenantdb] window = True is a boolean; expected an integer"),
+        ("window = true", "[tool.tenantdb] window = true is a boolean; expected an integer"),
         ("severity = 3", "[tool.tenantdb] severity = 3 is an integer; expected a table"),
         ("[tool.tenantdb.migrations]", "[tool.tenantdb] migrations = {} is a table; expected a string"),
     ],
