@@ -135,11 +135,13 @@ def _explain(code: str) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from pytest_tenantdb.lint.baseline import read_baseline, write_baseline
+    from pytest_tenantdb.lint.baseline import check_baseline_target, read_baseline, write_baseline
     from pytest_tenantdb.lint.config import load_config
     from pytest_tenantdb.lint.engine import lint_project
     from pytest_tenantdb.lint.findings import FORMATS, fingerprint
 
+    if args.write_baseline is not None:
+        check_baseline_target(args.write_baseline)
     project = load_config(args.path, since=args.since, ignore=args.ignore)
     with tempfile.TemporaryDirectory(prefix="tenantdb-base-") as tmp:
         queries, options = project.queries, project.options
@@ -204,10 +206,24 @@ def _demo(console: Console, args: argparse.Namespace) -> int:
 
     migrations = MigrationSet.from_path(args.project / "migrations")
     if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
+        _fresh_workdir(args.workdir)
         return _run_demo(console, args, migrations, args.workdir)
     with tempfile.TemporaryDirectory(prefix="tenantdb-demo-") as tmp:
         return _run_demo(console, args, migrations, Path(tmp))
+
+
+def _fresh_workdir(workdir: Path) -> None:
+    """Make ``workdir``, which must be new or empty: a fleet is never built over another one."""
+    from pytest_tenantdb.errors import ConfigError
+
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"--workdir {workdir}: is not a folder; name a new or empty folder")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        raise ConfigError(
+            f"--workdir {workdir}: is not empty (the fleet of an earlier run?); name a new or empty "
+            f"folder, or remove {workdir} first"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
 
 
 def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationSet, workdir: Path) -> int:
