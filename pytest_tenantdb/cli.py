@@ -136,14 +136,23 @@ def _explain(code: str) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from pytest_tenantdb.lint.baseline import check_baseline_target, read_baseline, write_baseline
-    from pytest_tenantdb.lint.config import load_config
+    from pytest_tenantdb.lint.config import load_config, project_cache, unwritable
     from pytest_tenantdb.lint.engine import lint_project
     from pytest_tenantdb.lint.findings import FORMATS, fingerprint
 
     if args.write_baseline is not None:
         check_baseline_target(args.write_baseline)
-    project = load_config(args.path, since=args.since, ignore=args.ignore)
-    with tempfile.TemporaryDirectory(prefix="tenantdb-base-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tenantdb-check-") as tmp:
+        cache = project_cache(args.path)
+        problem = unwritable(cache)
+        if problem is not None:  # a read-only checkout is still checked, only nothing is reused
+            print(
+                f"note: cannot write the cache in {cache} ({problem}); using a temporary cache, "
+                "so nothing is reused between runs",
+                file=sys.stderr,
+            )
+            cache = Path(tmp) / "cache"
+        project = load_config(args.path, since=args.since, ignore=args.ignore, cache=cache)
         queries, options = project.queries, project.options
         if args.base:
             from dataclasses import replace

@@ -4,6 +4,7 @@ rules to skip. Flags of ``tenantdb check`` override it."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +74,27 @@ def lint_options(root: Path, migrations: MigrationSet | None = None) -> LintOpti
     return _options(read_table(root), None, (), migrations)
 
 
-def load_config(root: Path, *, since: int | str | None = None, ignore: Sequence[str] = ()) -> LintProject:
-    """Read ``root/pyproject.toml`` (optional) and open the project's migrations and queries."""
+def project_cache(root: Path) -> Path:
+    """Where the checker keeps templates and findings: pytest's cache dir, shared with the plugin."""
+    return root / ".pytest_cache" / "d" / "tenantdb"
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold a cache, or None when it can (made if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def load_config(
+    root: Path, *, since: int | str | None = None, ignore: Sequence[str] = (), cache: Path | None = None
+) -> LintProject:
+    """Read ``root/pyproject.toml`` (optional) and open the project's migrations and queries.
+    ``cache`` replaces :func:`project_cache` (a read-only checkout is checked with a temporary one)."""
     table = read_table(root)
     _options(table, 0, ignore, None)  # settings errors before any migration is imported
     if table.get("django_settings"):
@@ -94,9 +114,10 @@ def load_config(root: Path, *, since: int | str | None = None, ignore: Sequence[
                 Query(f"recorded:{n}", sql, recorded, n) for n, sql in enumerate(sqls, start=1)
             )
     queries = QuerySources(folder, tagged) if folder or tagged else None
-    cache = root / ".pytest_cache" / "d" / "tenantdb" / "templates"  # shared with the pytest plugin
     templates = TemplateCache(
-        cache, migrations, version_store(str(table.get("versioning", "auto")), migrations)
+        (cache or project_cache(root)) / "templates",
+        migrations,
+        version_store(str(table.get("versioning", "auto")), migrations),
     )
     baseline = root / str(table["baseline"]) if table.get("baseline") else None
     return LintProject(migrations, templates, queries, options, baseline, python)
