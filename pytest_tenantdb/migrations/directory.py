@@ -8,6 +8,7 @@ Layouts, detected per file:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,14 @@ class DirectorySource:
             )
         by_version: dict[int, _Parts] = {}
         for file in sorted(path.iterdir()):
-            if not file.is_file() or _ignored(file):
+            if _ignored(file):
+                continue
+            if not file.is_file():
+                if file.is_symlink() and not file.exists():  # a step pointing nowhere must not vanish
+                    raise MigrationSetError(
+                        f"{file}: symbolic link to {os.readlink(file)}, which does not exist (or "
+                        "loops); fix the link or remove it."
+                    )
                 continue
             match = _STEP_NAME.match(file.name)
             if match is None:
