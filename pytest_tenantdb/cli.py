@@ -190,8 +190,18 @@ def _versions(console: Console, spec: str) -> int:
     from rich.table import Table
 
     from pytest_tenantdb.migrations import MigrationSet
+    from pytest_tenantdb.migrations.directory import require_steps
 
     migrations = MigrationSet.from_path(spec)
+    require_steps(
+        migrations,
+        lambda found: (
+            f"run tenantdb versions {found}"
+            if found
+            else "name a folder of 0001_name.sql steps, an alembic.ini, django:APP or module:attribute"
+        ),
+        spec,
+    )
     table = Table(title=f"{migrations.origin}: head {migrations.head}, checksum {migrations.checksum[:12]}")
     for column in ("version", "step", "kind", "down", "transaction", "checksum"):
         table.add_column(column)
@@ -212,8 +222,14 @@ def _versions(console: Console, spec: str) -> int:
 
 def _demo(console: Console, args: argparse.Namespace) -> int:
     from pytest_tenantdb.migrations import MigrationSet
+    from pytest_tenantdb.migrations.directory import require_steps
 
     migrations = MigrationSet.from_path(args.project / "migrations")
+    require_steps(
+        migrations,
+        lambda found: "demo reads the steps from PROJECT/migrations; put 0001_name.sql steps there",
+        str(args.project / "migrations"),
+    )
     if args.workdir is not None:
         _fresh_workdir(args.workdir)
         return _run_demo(console, args, migrations, args.workdir)

@@ -3,6 +3,7 @@ rules to skip. Flags of ``tenantdb check`` override it."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pytest_tenantdb.lint.engine import LintOptions
 from pytest_tenantdb.lint.pyproject import read_table, toml
 from pytest_tenantdb.lint.rules import RULES
 from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.migrations.directory import require_steps
 from pytest_tenantdb.queries import Query, QueryFolder, QuerySources, python_queries
 from pytest_tenantdb.versioning import version_store
 
@@ -100,7 +102,21 @@ def load_config(
     if table.get("django_settings"):
         os.environ["DJANGO_SETTINGS_MODULE"] = str(table["django_settings"])
     base = str(table["base"]) if table.get("base") else None
-    migrations = MigrationSet.from_path(str(table.get("migrations", "migrations")), base=base, root=root)
+    spec = str(table.get("migrations", "migrations"))
+    migrations = MigrationSet.from_path(spec, base=base, root=root)
+    require_steps(
+        migrations,
+        lambda found: (
+            f"set migrations = {json.dumps(found or 'FOLDER')} in [tool.tenantdb] of "
+            f"{root / 'pyproject.toml'}"
+            + (
+                ""
+                if found
+                else " (a folder of 0001_name.sql steps, alembic.ini, django:APP or module:attribute)"
+            )
+        ),
+        spec,
+    )
     options = _options(table, since, ignore, migrations)
     folder = QueryFolder(root / str(table["queries"])) if table.get("queries") else None
     python = tuple(root / str(p) for p in _list(table, "python"))
