@@ -237,6 +237,21 @@ def _demo(console: Console, args: argparse.Namespace) -> int:
         return _run_demo(console, args, migrations, Path(tmp))
 
 
+def _demo_mix(migrations: MigrationSet) -> dict[int | str, float]:
+    """DEMO_MIX on this history: the share of a version before the empty database (head-5 of a
+    two-step history) goes to the oldest step."""
+    from pytest_tenantdb.errors import ConfigError
+
+    mix: dict[int | str, float] = {}
+    for label, share in DEMO_MIX.items():
+        try:
+            key: int | str = migrations.resolve(label)
+        except ConfigError:
+            key = migrations.resolve("oldest")
+        mix[key] = mix.get(key, 0) + share
+    return mix
+
+
 def _fresh_workdir(workdir: Path) -> None:
     """Make ``workdir``, which must be new or empty: a fleet is never built over another one."""
     from pytest_tenantdb.errors import ConfigError
@@ -259,7 +274,7 @@ def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationS
     templates = TemplateCache(workdir / "templates", migrations, version_store(args.versioning, migrations))
     builder = FleetBuilder(workdir / "tenants", templates, seed=args.seed, workers=args.workers)
     with console.status(f"building {args.count} tenants from templates..."):
-        fleet = builder.build(args.count, DEMO_MIX)
+        fleet = builder.build(args.count, _demo_mix(migrations))
     console.print(
         f"built {len(fleet)} fake tenants in {workdir / 'tenants'}: versions {dict(sorted(fleet.created_versions().items()))}"
     )

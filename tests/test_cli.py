@@ -283,3 +283,12 @@ def test_no_steps_is_an_error_not_zero_findings(tmp_path: Path, capsys: pytest.C
     assert code == 2 and "its sub-folder sql holds step files" in err
     code, _, err = _cli(["versions", str(tmp_path / "migrations")], capsys)
     assert code == 2 and "no migration steps found" in err
+
+
+def test_demo_of_a_short_history(
+    write_migrations, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """The demo mix asks for head-5; a two-step history puts those tenants at the oldest step."""
+    write_migrations({"0001_a.sql": "CREATE TABLE a (x);", "0002_b.sql": "ALTER TABLE a ADD COLUMN y;"})
+    code, out, _ = _cli(["demo", str(tmp_path), "--count", "20", "--workers", "1"], capsys)
+    assert code == 0 and "built 20 fake tenants" in out and "migrated" in out
