@@ -176,6 +176,7 @@ PYTHON = [
     "import a_module_that_does_not_exist\n",
     "raise SystemExit(3)\n",
     "def up(conn):\n    raise ValueError('boom in up')\n",
+    "def up(conn):\n    raise SystemExit(4)\n",
 ]
 ODD_BYTES = [
     b"",

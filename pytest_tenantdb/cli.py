@@ -12,9 +12,9 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from pytest_tenantdb.exits import DEBUG_ENV, Exit, debug_requested, run_guarded
+from pytest_tenantdb.exits import DEBUG_ENV, Exit, ParserExit, debug_requested, run_guarded
 from pytest_tenantdb.settings import STORES
 
 if TYPE_CHECKING:
@@ -47,13 +47,21 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that ends in an exit code from main() instead of ``sys.exit`` (in-process callers
+    and the fuzzer get a return value; a stray SystemExit elsewhere is an internal error)."""
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self._print_message(message, sys.stderr)
+        raise ParserExit(Exit.OK if status == 0 else Exit.USAGE)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tenantdb", description="Test migrations of per-tenant SQLite databases."
-    )
+    parser = _Parser(prog="tenantdb", description="Test migrations of per-tenant SQLite databases.")
     debug_help = f"on an internal error, show the traceback (or set {DEBUG_ENV}=1)"
     parser.add_argument("--debug", action="store_true", help=debug_help)
-    common = argparse.ArgumentParser(add_help=False)  # so --debug also works after the command
+    common = _Parser(add_help=False)  # so --debug also works after the command
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True)
 

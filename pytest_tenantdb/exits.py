@@ -38,8 +38,8 @@ def run_guarded(body: Callable[[], int], argv: list[str], *, debug: bool) -> int
     """``body()``'s exit code, or the code of the way it failed (after a one-line message)."""
     try:
         return body()
-    except SystemExit as exc:  # argparse: --help, or a usage error it has already printed
-        return _status(exc.code)
+    except ParserExit as exc:  # --help, or a usage error argparse has already printed
+        return exc.status
     except TenantDBError as exc:
         _error(f"{type(exc).__name__}: {exc}")
         return Exit.USAGE
@@ -53,18 +53,17 @@ def run_guarded(body: Callable[[], int], argv: list[str], *, debug: bool) -> int
         where = f": {exc.filename}" if exc.filename is not None else ""
         _error(f"{type(exc).__name__}: {exc.strerror or exc}{where}; check that path and try again")
         return Exit.USAGE
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a stray exit() in a library is ours to contain too
         _internal(exc, argv, debug)
         return Exit.INTERNAL
 
 
-def _status(code: object) -> int:
-    if code is None:
-        return Exit.OK
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return Exit.USAGE
+class ParserExit(Exception):
+    """argparse is done (``--help``, or a usage error it printed): exit with ``status``."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def _error(message: str) -> None:

@@ -292,3 +292,27 @@ def test_demo_of_a_short_history(
     write_migrations({"0001_a.sql": "CREATE TABLE a (x);", "0002_b.sql": "ALTER TABLE a ADD COLUMN y;"})
     code, out, _ = _cli(["demo", str(tmp_path), "--count", "20", "--workers", "1"], capsys)
     assert code == 0 and "built 20 fake tenants" in out and "migrated" in out
+
+
+@pytest.mark.parametrize("where", ["import", "up"])
+def test_python_step_that_calls_exit(
+    write_migrations, tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """A step's exit(3) is the step's failure, never the command's exit code."""
+    body = "raise SystemExit(3)\n" if where == "import" else "def up(conn):\n    raise SystemExit(3)\n"
+    write_migrations({"0001_a.sql": "CREATE TABLE a (x);", "0002_b.py": body})
+    code, out, err = _cli(["check", str(tmp_path)], capsys)
+    assert code in (1, 2) and "0002_b.py" in out + err and "SystemExit" in out + err
+
+
+def test_a_stray_exit_is_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def exits(*args: object) -> int:
+        raise SystemExit(5)
+
+    monkeypatch.setattr("pytest_tenantdb.cli._versions", exits)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    code, _, err = _cli(["versions", str(EXAMPLE / "migrations")], capsys)
+    assert code == 70 and "internal error (SystemExit: 5)" in err
