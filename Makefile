@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint type bench docs rule-docs clean
+.PHONY: demo test lint type bench fuzz docs rule-docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: $(STAMP) lint type
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --size full
+
+# thousands of tenantdb invocations on random projects; prints runs, tracebacks (must be 0) and
+# the exit code histogram (docs/reference/cli.md)
+fuzz: $(STAMP)
+	$(BIN)/python -m benchmarks.fuzz_cli --size full
 
 rule-docs: $(STAMP)
 	$(BIN)/python -c 'from pathlib import Path; from pytest_tenantdb.lint.rules import write_rule_docs; write_rule_docs(Path("docs/rules"))'

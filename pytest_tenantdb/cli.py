@@ -1,6 +1,7 @@
 """The ``tenantdb`` command: thin, it parses arguments and calls ``fleet/`` and ``migrations/``.
 
-Exit codes: 0 done (``check``: no finding), 1 findings (``check``), 2 usage or input error.
+Exit codes (``exits.Exit``): 0 done (``check``: no finding), 1 findings (``check``), 2 usage,
+configuration or input error, 70 internal error, 130 interrupted, 141 stdout closed.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from pytest_tenantdb.errors import TenantDBError
+from pytest_tenantdb.exits import DEBUG_ENV, Exit, ParserExit, debug_requested, run_guarded
 from pytest_tenantdb.settings import STORES
 
 if TYPE_CHECKING:
@@ -31,13 +32,42 @@ DEMO_MIX: dict[int | str, float] = {
 }
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (a fleet of -5 tenants is a typo, not a run)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that ends in an exit code from main() instead of ``sys.exit`` (in-process callers
+    and the fuzzer get a return value; a stray SystemExit elsewhere is an internal error)."""
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self._print_message(message, sys.stderr)
+        raise ParserExit(Exit.OK if status == 0 else Exit.USAGE)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tenantdb", description="Test migrations of per-tenant SQLite databases."
-    )
+    parser = _Parser(prog="tenantdb", description="Test migrations of per-tenant SQLite databases.")
+    debug_help = f"on an internal error, show the traceback (or set {DEBUG_ENV}=1)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    common = _Parser(add_help=False)  # so --debug also works after the command
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    check = sub.add_parser("check", help="lint migrations and old queries for backward compatibility")
+    check = sub.add_parser(
+        "check", parents=[common], help="lint migrations and old queries for backward compatibility"
+    )
     check.add_argument("path", type=Path, nargs="?", default=Path("."), help="project folder (default: .)")
     check.add_argument("--format", choices=["text", "json", "github", "sarif", "junit"], default="text")
     check.add_argument("--baseline", type=Path, help="ignore the findings listed in this file")
@@ -56,19 +86,21 @@ def _parser() -> argparse.ArgumentParser:
         "--ignore", action="append", default=[], metavar="CODE", help="skip a rule (repeatable)"
     )
 
-    explain = sub.add_parser("explain", help="explain a rule code")
+    explain = sub.add_parser("explain", parents=[common], help="explain a rule code")
     explain.add_argument("code")
 
-    versions = sub.add_parser("versions", help="list the steps of a migrations directory")
+    versions = sub.add_parser("versions", parents=[common], help="list the steps of a migrations directory")
     versions.add_argument(
         "migrations",
         help="a folder of steps, an Alembic folder or alembic.ini, django:APP[,APP] or module:attribute",
     )
 
-    demo = sub.add_parser("demo", help="build a mixed-version fleet from a project and migrate it")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="build a mixed-version fleet from a project and migrate it"
+    )
     demo.add_argument("project", type=Path, help="folder with migrations/ and optionally snapshots/")
-    demo.add_argument("--count", type=int, default=1000, help="fake tenants to build (default 1000)")
-    demo.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    demo.add_argument("--count", type=_at_least(1), default=1000, help="fake tenants to build (default 1000)")
+    demo.add_argument("--workers", type=_at_least(1), default=2, help="worker processes (default 2)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
         "--workdir", type=Path, help="where tenant files go (default: a temp dir, removed after)"
@@ -79,26 +111,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``tenantdb`` console script."""
+    """Entry point of the ``tenantdb`` console script: every outcome is an exit code (exits.py)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    return run_guarded(lambda: _run(arguments), arguments, debug=debug_requested(arguments))
+
+
+def _run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from rich.console import Console
 
     console = Console(stderr=False, highlight=False, quiet=getattr(args, "json", False))
-    try:
-        if args.command == "versions":
-            return _versions(console, args.migrations)
-        if args.command == "check":
-            return _check(args)
-        if args.command == "explain":
-            return _explain(args.code)
-        return _demo(console, args)
-    except TenantDBError as exc:
-        from rich.markup import escape
-
-        Console(stderr=True, highlight=False).print(
-            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", markup=True
-        )
-        return 2
+    if args.command == "versions":
+        return _versions(console, args.migrations)
+    if args.command == "check":
+        return _check(args)
+    if args.command == "explain":
+        return _explain(args.code)
+    return _demo(console, args)
 
 
 def _explain(code: str) -> int:
@@ -109,18 +138,29 @@ def _explain(code: str) -> int:
         print(explain(code))
     except KeyError:
         print(f"error: no rule {code!r}; known: {', '.join(sorted(RULES))}", file=sys.stderr)
-        return 2
-    return 0
+        return Exit.USAGE
+    return Exit.OK
 
 
 def _check(args: argparse.Namespace) -> int:
-    from pytest_tenantdb.lint.baseline import read_baseline, write_baseline
-    from pytest_tenantdb.lint.config import load_config
+    from pytest_tenantdb.lint.baseline import check_baseline_target, read_baseline, write_baseline
+    from pytest_tenantdb.lint.config import load_config, project_cache, unwritable
     from pytest_tenantdb.lint.engine import lint_project
     from pytest_tenantdb.lint.findings import FORMATS, fingerprint
 
-    project = load_config(args.path, since=args.since, ignore=args.ignore)
-    with tempfile.TemporaryDirectory(prefix="tenantdb-base-") as tmp:
+    if args.write_baseline is not None:
+        check_baseline_target(args.write_baseline)
+    with tempfile.TemporaryDirectory(prefix="tenantdb-check-") as tmp:
+        cache = project_cache(args.path)
+        problem = unwritable(cache)
+        if problem is not None:  # a read-only checkout is still checked, only nothing is reused
+            print(
+                f"note: cannot write the cache in {cache} ({problem}); using a temporary cache, "
+                "so nothing is reused between runs",
+                file=sys.stderr,
+            )
+            cache = Path(tmp) / "cache"
+        project = load_config(args.path, since=args.since, ignore=args.ignore, cache=cache)
         queries, options = project.queries, project.options
         if args.base:
             from dataclasses import replace
@@ -150,15 +190,26 @@ def _check(args: argparse.Namespace) -> int:
         known = read_baseline(baseline)
         findings = [f for f in findings if fingerprint(f, root) not in known]
     print(FORMATS[args.format](findings))
-    return 1 if any(f.severity != "note" for f in findings) else 0  # notes say what was not checked
+    # notes say what was not checked, they do not fail the gate
+    return Exit.FINDINGS if any(f.severity != "note" for f in findings) else Exit.OK
 
 
 def _versions(console: Console, spec: str) -> int:
     from rich.table import Table
 
     from pytest_tenantdb.migrations import MigrationSet
+    from pytest_tenantdb.migrations.directory import require_steps
 
     migrations = MigrationSet.from_path(spec)
+    require_steps(
+        migrations,
+        lambda found: (
+            f"run tenantdb versions {found}"
+            if found
+            else "name a folder of 0001_name.sql steps, an alembic.ini, django:APP or module:attribute"
+        ),
+        spec,
+    )
     table = Table(title=f"{migrations.origin}: head {migrations.head}, checksum {migrations.checksum[:12]}")
     for column in ("version", "step", "kind", "down", "transaction", "checksum"):
         table.add_column(column)
@@ -179,13 +230,48 @@ def _versions(console: Console, spec: str) -> int:
 
 def _demo(console: Console, args: argparse.Namespace) -> int:
     from pytest_tenantdb.migrations import MigrationSet
+    from pytest_tenantdb.migrations.directory import require_steps
 
     migrations = MigrationSet.from_path(args.project / "migrations")
+    require_steps(
+        migrations,
+        lambda found: "demo reads the steps from PROJECT/migrations; put 0001_name.sql steps there",
+        str(args.project / "migrations"),
+    )
     if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
+        _fresh_workdir(args.workdir)
         return _run_demo(console, args, migrations, args.workdir)
     with tempfile.TemporaryDirectory(prefix="tenantdb-demo-") as tmp:
         return _run_demo(console, args, migrations, Path(tmp))
+
+
+def _demo_mix(migrations: MigrationSet) -> dict[int | str, float]:
+    """DEMO_MIX on this history: the share of a version before the empty database (head-5 of a
+    two-step history) goes to the oldest step."""
+    from pytest_tenantdb.errors import ConfigError
+
+    mix: dict[int | str, float] = {}
+    for label, share in DEMO_MIX.items():
+        try:
+            key: int | str = migrations.resolve(label)
+        except ConfigError:
+            key = migrations.resolve("oldest")
+        mix[key] = mix.get(key, 0) + share
+    return mix
+
+
+def _fresh_workdir(workdir: Path) -> None:
+    """Make ``workdir``, which must be new or empty: a fleet is never built over another one."""
+    from pytest_tenantdb.errors import ConfigError
+
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"--workdir {workdir}: is not a folder; name a new or empty folder")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        raise ConfigError(
+            f"--workdir {workdir}: is not empty (the fleet of an earlier run?); name a new or empty "
+            f"folder, or remove {workdir} first"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
 
 
 def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationSet, workdir: Path) -> int:
@@ -196,7 +282,7 @@ def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationS
     templates = TemplateCache(workdir / "templates", migrations, version_store(args.versioning, migrations))
     builder = FleetBuilder(workdir / "tenants", templates, seed=args.seed, workers=args.workers)
     with console.status(f"building {args.count} tenants from templates..."):
-        fleet = builder.build(args.count, DEMO_MIX)
+        fleet = builder.build(args.count, _demo_mix(migrations))
     console.print(
         f"built {len(fleet)} fake tenants in {workdir / 'tenants'}: versions {dict(sorted(fleet.created_versions().items()))}"
     )

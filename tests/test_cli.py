@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,230 @@ def test_demo_without_workdir_cleans_up(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     folder = out.split("fake tenants in ", 1)[1].split(":", 1)[0].replace("\n", "")
     assert "tenantdb-demo-" in folder and not Path(folder).exists()
+
+
+# --- faults: every bad input ends in a message and a documented exit code, never a traceback ---
+
+TENANTDB = Path(sys.executable).parent / "tenantdb"  # the console script of this environment
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``main(argv)`` as the console script would; no outcome may show a traceback."""
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return code, captured.out, " ".join(captured.err.split())  # rich wraps long lines
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the example's migrations, with no pyproject.toml yet."""
+    shutil.copytree(EXAMPLE / "migrations", tmp_path / "migrations")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("tool = 5\n", "tool = 5 must be a table"),
+        ("[tool]\ntenantdb = 5\n", "[tool.tenantdb] must be a table, got 5"),
+        ("[[tool.tenantdb]]\nsince = 1\n", "[[tool.tenantdb]] is an array of tables; write [tool.tenantdb]"),
+    ],
+)
+def test_pyproject_tool_tables_of_the_wrong_kind(
+    project: Path, toml: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "pyproject.toml").write_text(toml)
+    code, _, err = _cli(["check", str(project)], capsys)
+    assert code == 2 and expected in err and "pyproject.toml" in err
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('since = "abc"', "[tool.tenantdb] since = \"abc\": cannot read version 'abc'"),
+        ("since = 1.5", "[tool.tenantdb] since = 1.5 is a float; expected a version"),
+        ("since = -1", "[tool.tenantdb] since = -1 is a negative number; expected a version"),
+        ("queries = 5", "[tool.tenantdb] queries = 5 is an integer; expected a string"),
+        ('python = "app"', '[tool.tenantdb] python = "app" is a string; expected a list of strings'),
+        ("ignore = [1]", "[tool.tenantdb] ignore = [1] has an integer item; expected a list of strings"),
+        ("window = true", "[tool.tenantdb] window = true is a boolean; expected an integer"),
+        ("severity = 3", "[tool.tenantdb] severity = 3 is an integer; expected a table"),
+        ("[tool.tenantdb.migrations]", "[tool.tenantdb] migrations = {} is a table; expected a string"),
+    ],
+)
+def test_config_values_of_the_wrong_type(
+    project: Path, line: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "pyproject.toml").write_text(f"[tool.tenantdb]\n{line}\n")
+    code, _, err = _cli(["check", str(project)], capsys)
+    assert code == 2 and expected in err, err
+
+
+def test_since_flag_names_itself(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _cli(["check", str(project), "--since", "abc"], capsys)
+    assert code == 2 and "--since abc: cannot read version 'abc'" in err
+
+
+def test_unknown_config_key_suggests_the_right_one(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "pyproject.toml").write_text('[tool.tenantdb]\nsinse = 3\nmigratons = "m"\n')
+    code, _, err = _cli(["check", str(project)], capsys)
+    assert code == 2
+    assert "unknown key 'migratons' (did you mean 'migrations'?)" in err
+    assert "unknown key 'sinse' (did you mean 'since'?)" in err
+
+
+@pytest.mark.parametrize("target", ["missing/baseline.json", "."])
+def test_write_baseline_where_it_cannot_go(
+    project: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _cli(["check", str(project), "--write-baseline", str(project / target)], capsys)
+    assert code == 2 and "--write-baseline" in err and str(project / target) in err
+
+
+def test_demo_twice_into_the_same_workdir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["demo", str(EXAMPLE), "--count", "3", "--workers", "1", "--workdir", str(tmp_path / "w")]
+    assert _cli(argv, capsys)[0] == 0
+    code, _, err = _cli(argv, capsys)
+    assert code == 2 and "--workdir" in err and "not empty" in err
+    (tmp_path / "file").write_text("x")
+    code, _, err = _cli([*argv[:-1], str(tmp_path / "file")], capsys)
+    assert code == 2 and "not a folder" in err
+
+
+def test_project_whose_cache_cannot_be_written_is_still_checked(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / ".pytest_cache").write_text("not a folder")
+    code, out, err = _cli(["check", str(project)], capsys)
+    assert code == 1 and "TDB102" in out
+    assert "cannot write the cache" in err and "temporary cache" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_project_is_still_checked(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for path in [project, *project.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        code, out, err = _cli(["check", str(project)], capsys)
+    finally:
+        for path in [project, *project.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert code == 1 and "TDB102" in out and "temporary cache" in err
+
+
+def test_broken_pipe_exits_quietly_with_141() -> None:
+    """``tenantdb check | head``: the reader is gone before the first write."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        run = subprocess.run(
+            [str(TENANTDB), "check", str(EXAMPLE)], stdout=write, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write)
+    assert run.returncode == 141 and run.stderr == ""
+
+
+def test_keyboard_interrupt_exits_130_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pytest_tenantdb.cli._versions", interrupted)
+    code, _, err = _cli(["versions", str(EXAMPLE / "migrations")], capsys)
+    assert code == 130 and err == "tenantdb: interrupted"
+
+
+def _crash(*args: object) -> int:
+    raise RuntimeError("a bug in the tool")
+
+
+def test_internal_error_exits_70_and_saves_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("pytest_tenantdb.cli._versions", _crash)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    code, _, err = _cli(["versions", str(EXAMPLE / "migrations")], capsys)
+    assert code == 70
+    assert "internal error (RuntimeError: a bug in the tool)" in err and "please report it" in err
+    (report,) = tmp_path.glob("tenantdb-crash-*.txt")
+    assert str(report) in err
+    assert "Traceback" in report.read_text() and "a bug in the tool" in report.read_text()
+
+
+@pytest.mark.parametrize("argv", [["--debug", "versions"], ["versions", "--debug"]])
+def test_debug_shows_the_traceback(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("pytest_tenantdb.cli._versions", _crash)
+    assert main([*argv, str(EXAMPLE / "migrations")]) == 70
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: a bug in the tool" in err
+
+
+def test_usage_errors_return_2_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _cli(["nope"], capsys)
+    assert code == 2 and "invalid choice" in err
+    assert _cli(["--help"], capsys)[0] == 0
+    code, _, err = _cli(["demo", str(EXAMPLE), "--count", "0"], capsys)
+    assert code == 2 and "--count" in err
+    code, _, err = _cli(["demo", str(EXAMPLE), "--workers", "-1"], capsys)
+    assert code == 2 and "--workers" in err
+
+
+def test_dangling_symlinked_step_is_an_error(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link = project / "migrations" / "0012_gone.sql"
+    link.symlink_to(tmp_path / "elsewhere" / "0012_gone.sql")
+    for argv in (["check", str(project)], ["versions", str(project / "migrations")]):
+        code, _, err = _cli(argv, capsys)
+        assert code == 2 and str(link) in err and str(tmp_path / "elsewhere" / "0012_gone.sql") in err
+
+
+def test_no_steps_is_an_error_not_zero_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "migrations").mkdir()
+    code, out, err = _cli(["check", str(tmp_path)], capsys)
+    assert code == 2 and "0 findings" not in out
+    assert f"no migration steps found in {tmp_path / 'migrations'}" in err and "[tool.tenantdb]" in err
+    shutil.copytree(EXAMPLE / "migrations", tmp_path / "migrations" / "sql")
+    code, _, err = _cli(["check", str(tmp_path)], capsys)
+    assert code == 2 and "its sub-folder sql holds step files" in err
+    code, _, err = _cli(["versions", str(tmp_path / "migrations")], capsys)
+    assert code == 2 and "no migration steps found" in err
+
+
+def test_demo_of_a_short_history(
+    write_migrations, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """The demo mix asks for head-5; a two-step history puts those tenants at the oldest step."""
+    write_migrations({"0001_a.sql": "CREATE TABLE a (x);", "0002_b.sql": "ALTER TABLE a ADD COLUMN y;"})
+    code, out, _ = _cli(["demo", str(tmp_path), "--count", "20", "--workers", "1"], capsys)
+    assert code == 0 and "built 20 fake tenants" in out and "migrated" in out
+
+
+@pytest.mark.parametrize("where", ["import", "up"])
+def test_python_step_that_calls_exit(
+    write_migrations, tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """A step's exit(3) is the step's failure, never the command's exit code."""
+    body = "raise SystemExit(3)\n" if where == "import" else "def up(conn):\n    raise SystemExit(3)\n"
+    write_migrations({"0001_a.sql": "CREATE TABLE a (x);", "0002_b.py": body})
+    code, out, err = _cli(["check", str(tmp_path)], capsys)
+    assert code in (1, 2) and "0002_b.py" in out + err and "SystemExit" in out + err
+
+
+def test_a_stray_exit_is_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def exits(*args: object) -> int:
+        raise SystemExit(5)
+
+    monkeypatch.setattr("pytest_tenantdb.cli._versions", exits)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    code, _, err = _cli(["versions", str(EXAMPLE / "migrations")], capsys)
+    assert code == 70 and "internal error (SystemExit: 5)" in err

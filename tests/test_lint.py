@@ -147,7 +147,7 @@ def test_config_errors_exit_2(project: Callable[[str], Path], capsys: pytest.Cap
     root = project("SELECT 1;")
     (root / "pyproject.toml").write_text('[tool.tenantdb]\ncolour = "blue"\n')
     assert main(["check", str(root)]) == 2
-    assert "unknown [tool.tenantdb] key" in capsys.readouterr().err
+    assert "[tool.tenantdb] has unknown key 'colour'" in capsys.readouterr().err
     (root / "pyproject.toml").write_text('[tool.tenantdb]\nignore = ["TDB999"]\n')
     assert main(["check", str(root)]) == 2
     assert "unknown rule code" in capsys.readouterr().err

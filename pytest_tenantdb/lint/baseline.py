@@ -15,11 +15,30 @@ from pytest_tenantdb.errors import ConfigError
 from pytest_tenantdb.lint.findings import Finding, fingerprint
 
 
+def check_baseline_target(path: Path) -> None:
+    """Refuse a ``--write-baseline`` target that cannot be written, before a long lint run."""
+    if path.is_dir():
+        raise ConfigError(
+            f"--write-baseline {path}: is a folder; name a file, e.g. {path / 'tenantdb-baseline.json'}"
+        )
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"--write-baseline {path}: the folder {path.parent} does not exist; create it first "
+            "or name a file in an existing folder"
+        )
+
+
 def write_baseline(path: Path, findings: Sequence[Finding], root: str) -> None:
     entries = sorted({fingerprint(f, root) for f in findings})
-    path.write_text(
-        json.dumps({"tenantdb-baseline": 1, "findings": entries}, indent=2) + "\n", encoding="utf-8"
-    )
+    check_baseline_target(path)
+    try:
+        path.write_text(
+            json.dumps({"tenantdb-baseline": 1, "findings": entries}, indent=2) + "\n", encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"--write-baseline {path}: cannot write it ({exc.strerror}); name a file you can write"
+        ) from exc
 
 
 def read_baseline(path: Path) -> set[str]:

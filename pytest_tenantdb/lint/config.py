@@ -3,8 +3,9 @@ rules to skip. Flags of ``tenantdb check`` override it."""
 
 from __future__ import annotations
 
+import json
 import os
-import tomllib
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,27 +14,13 @@ from pytest_tenantdb.checks.appcode import load_recorded
 from pytest_tenantdb.errors import ConfigError
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.engine import LintOptions
+from pytest_tenantdb.lint.pyproject import read_table, toml
 from pytest_tenantdb.lint.rules import RULES
 from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.migrations.directory import require_steps
 from pytest_tenantdb.queries import Query, QueryFolder, QuerySources, python_queries
 from pytest_tenantdb.versioning import version_store
 
-KNOWN_KEYS = {
-    "migrations",
-    "queries",
-    "ignore",
-    "select",
-    "since",
-    "versioning",
-    "baseline",
-    "python",
-    "recorded",
-    "dialect",
-    "severity",
-    "window",
-    "base",
-    "django_settings",
-}
 DIALECTS = ("sqlite", "postgres")
 
 
@@ -47,25 +34,6 @@ class LintProject:
     python: tuple[Path, ...] = ()
 
 
-def _table(root: Path) -> dict[str, object]:
-    """``[tool.tenantdb]`` of ``root/pyproject.toml`` (empty when there is none), validated."""
-    pyproject = root / "pyproject.toml"
-    if not pyproject.is_file():
-        return {}
-    try:
-        table: dict[str, object] = (
-            tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("tenantdb", {})
-        )
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{pyproject}: cannot read it ({exc})") from exc
-    unknown = set(table) - KNOWN_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{pyproject}: unknown [tool.tenantdb] key(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}"
-        )
-    return table
-
-
 def _options(
     table: dict[str, object], since: int | str | None, ignore: Sequence[str], migrations: MigrationSet | None
 ) -> LintOptions:
@@ -76,7 +44,11 @@ def _options(
         raise ConfigError(f"unknown rule code(s) {sorted(bad)}; see `tenantdb explain CODE`")
     raw = since if since is not None else table.get("since", 0)
     if migrations is not None:  # a number, head-N or a step's name (alembic:ae10..., django:auth.0008)
-        start = migrations.resolve(raw if isinstance(raw, int) else str(raw))
+        try:
+            start = migrations.resolve(raw if isinstance(raw, int) else str(raw))
+        except ConfigError as exc:
+            where = f"--since {since}" if since is not None else f"[tool.tenantdb] since = {toml(raw)}"
+            raise ConfigError(f"{where}: {exc}") from exc
     elif isinstance(raw, int) or str(raw).isdigit():
         start = int(str(raw))
     else:
@@ -101,17 +73,50 @@ def _options(
 
 def lint_options(root: Path, migrations: MigrationSet | None = None) -> LintOptions:
     """The rule selection of a project, for the checker's pytest items."""
-    return _options(_table(root), None, (), migrations)
+    return _options(read_table(root), None, (), migrations)
 
 
-def load_config(root: Path, *, since: int | str | None = None, ignore: Sequence[str] = ()) -> LintProject:
-    """Read ``root/pyproject.toml`` (optional) and open the project's migrations and queries."""
-    table = _table(root)
+def project_cache(root: Path) -> Path:
+    """Where the checker keeps templates and findings: pytest's cache dir, shared with the plugin."""
+    return root / ".pytest_cache" / "d" / "tenantdb"
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold a cache, or None when it can (made if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def load_config(
+    root: Path, *, since: int | str | None = None, ignore: Sequence[str] = (), cache: Path | None = None
+) -> LintProject:
+    """Read ``root/pyproject.toml`` (optional) and open the project's migrations and queries.
+    ``cache`` replaces :func:`project_cache` (a read-only checkout is checked with a temporary one)."""
+    table = read_table(root)
     _options(table, 0, ignore, None)  # settings errors before any migration is imported
     if table.get("django_settings"):
         os.environ["DJANGO_SETTINGS_MODULE"] = str(table["django_settings"])
     base = str(table["base"]) if table.get("base") else None
-    migrations = MigrationSet.from_path(str(table.get("migrations", "migrations")), base=base, root=root)
+    spec = str(table.get("migrations", "migrations"))
+    migrations = MigrationSet.from_path(spec, base=base, root=root)
+    require_steps(
+        migrations,
+        lambda found: (
+            f"set migrations = {json.dumps(found or 'FOLDER')} in [tool.tenantdb] of "
+            f"{root / 'pyproject.toml'}"
+            + (
+                ""
+                if found
+                else " (a folder of 0001_name.sql steps, alembic.ini, django:APP or module:attribute)"
+            )
+        ),
+        spec,
+    )
     options = _options(table, since, ignore, migrations)
     folder = QueryFolder(root / str(table["queries"])) if table.get("queries") else None
     python = tuple(root / str(p) for p in _list(table, "python"))
@@ -125,9 +130,10 @@ def load_config(root: Path, *, since: int | str | None = None, ignore: Sequence[
                 Query(f"recorded:{n}", sql, recorded, n) for n, sql in enumerate(sqls, start=1)
             )
     queries = QuerySources(folder, tagged) if folder or tagged else None
-    cache = root / ".pytest_cache" / "d" / "tenantdb" / "templates"  # shared with the pytest plugin
     templates = TemplateCache(
-        cache, migrations, version_store(str(table.get("versioning", "auto")), migrations)
+        (cache or project_cache(root)) / "templates",
+        migrations,
+        version_store(str(table.get("versioning", "auto")), migrations),
     )
     baseline = root / str(table["baseline"]) if table.get("baseline") else None
     return LintProject(migrations, templates, queries, options, baseline, python)

@@ -8,13 +8,19 @@ Layouts, detected per file:
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_tenantdb.errors import MigrationSetError
 from pytest_tenantdb.migrations.statements import Statement, is_blank, split_statements
 from pytest_tenantdb.migrations.steps import NO_TRANSACTION_MARKER, PythonStep, SqlStep, Step
+
+if TYPE_CHECKING:
+    from pytest_tenantdb.migrations import MigrationSet
 
 _STEP_NAME = re.compile(
     r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9_\-]+?)(?P<part>\.up|\.down)?\.(?P<ext>sql|py)$"
@@ -73,7 +79,14 @@ class DirectorySource:
             )
         by_version: dict[int, _Parts] = {}
         for file in sorted(path.iterdir()):
-            if not file.is_file() or _ignored(file):
+            if _ignored(file):
+                continue
+            if not file.is_file():
+                if file.is_symlink() and not file.exists():  # a step pointing nowhere must not vanish
+                    raise MigrationSetError(
+                        f"{file}: symbolic link to {os.readlink(file)}, which does not exist (or "
+                        "loops); fix the link or remove it."
+                    )
                 continue
             match = _STEP_NAME.match(file.name)
             if match is None:
@@ -165,6 +178,36 @@ class DirectorySource:
             tuple(down) if down is not None else None,
             transactional=transactional,
         )
+
+
+def require_steps(migrations: MigrationSet, fix: Callable[[str | None], str], spec: str) -> None:
+    """Any source's set with no step is a misdirected setting: a command that checks or lists
+    nothing must not pass. ``fix(suggested)`` says what to do; ``suggested`` is ``spec`` joined
+    to a sub-folder that holds step files, when there is one."""
+    if len(migrations):
+        return
+    origin = Path(migrations.origin)
+    below = folder_with_steps(origin) if origin.is_dir() else None
+    if below is None:
+        raise MigrationSetError(f"no migration steps found in {origin}; {fix(None)}")
+    raise MigrationSetError(
+        f"no migration steps found in {origin} (its sub-folder {below.name} holds step files); "
+        + fix(f"{spec.rstrip('/')}/{below.name}")
+    )
+
+
+def folder_with_steps(path: Path) -> Path | None:
+    """The first sub-folder of ``path`` holding files named like steps: where a misdirected
+    ``migrations`` setting probably meant to point."""
+    try:
+        folders = sorted(p for p in path.iterdir() if p.is_dir() and not _ignored_folder(p))
+        return next((f for f in folders if any(_STEP_NAME.match(c.name) for c in f.iterdir())), None)
+    except OSError:
+        return None
+
+
+def _ignored_folder(path: Path) -> bool:
+    return path.name.startswith((".", "_"))
 
 
 def _dbmate_options(rest: str) -> dict[str, str]:

@@ -168,7 +168,7 @@ class PythonStep(Step):
                 raise MigrationSetError(
                     f"{self.path}:{exc.lineno}: Python migration step does not compile: {exc.msg}"
                 ) from exc
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # exit() at import is the step's, not ours
                 raise MigrationSetError(
                     f"{self.path}: importing the Python migration step raised "
                     f"{type(exc).__name__}: {exc}; fix the module's top-level code."
