@@ -53,7 +53,7 @@ def test_loads_all_three_layouts(write_migrations: Writer) -> None:
     migrations = MigrationSet.from_path(path)
     assert migrations.versions == (1, 2, 3, 5)
     assert migrations.head == 5
-    assert migrations.gaps == (4,)
+    assert migrations.gaps == (range(4, 5),) and migrations.gaps_text() == "4"
     kinds = [type(s) for s in migrations]
     assert kinds == [SqlStep, SqlStep, PythonStep, SqlStep]
     assert [s.has_down for s in migrations] == [True, True, False, False]

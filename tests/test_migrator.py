@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pytest_tenantdb.errors import ConfigError
-from pytest_tenantdb.fleet.migrator import backup_path, migrate_tenant
+from pytest_tenantdb.fleet.migrator import backup_path, migrate_tenant, spare_path
 from pytest_tenantdb.fleet.report import FleetMigrationError
 from pytest_tenantdb.migrations import MigrationSet
 from pytest_tenantdb.versioning import UserVersionStore
@@ -27,6 +27,16 @@ Writer = Callable[..., Path]
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _content(path: Path) -> tuple[int, list[str]]:
+    """What a tenant holds (version, schema, rows): equal after a restore, which writes the pages
+    back in place through SQLite (the schema cookie moves on, so open connections re-read it)."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0], list(conn.iterdump())
+    finally:
+        conn.close()
 
 
 def test_migrate_brings_every_tenant_to_head(tmp_path: Path, example_migrations: MigrationSet) -> None:
@@ -154,9 +164,10 @@ def test_steps_outside_a_transaction(tmp_path: Path, write_migrations: Writer) -
     fleet = make_builder(tmp_path, migrations)(versions={1: 1})
     assert fleet.migrate(to=2).ok
     fleet2 = make_builder(tmp_path / "2", migrations)(versions={1: 1})
-    before = _sha(fleet2[0].path)
+    before = _content(fleet2[0].path)
     report = fleet2.migrate()
-    assert report.failed[0].step == "0003_bad" and _sha(fleet2[0].path) == before
+    assert report.failed[0].step == "0003_bad" and _content(fleet2[0].path) == before
+    assert "restored from its backup to version 1" in (report.failed[0].error or "")
 
 
 def test_foreign_key_check_statement_fails_the_step(tmp_path: Path, write_migrations: Writer) -> None:
@@ -197,33 +208,37 @@ def up(conn):
 """
 
 
-def test_worker_killed_mid_step_leaves_no_tenant_half_migrated(
+def test_worker_killed_mid_step_reports_each_tenant_by_what_is_on_disk(
     tmp_path: Path, write_migrations: Writer
 ) -> None:
     files = dict(SIMPLE)
     files["0004_kill.py"] = KILL_STEP
     migrations = MigrationSet.from_path(write_migrations(files))
-    fleet = make_builder(tmp_path, migrations, workers=2)(count=8, versions={1: 1.0}, sizes="small")
+    fleet = make_builder(tmp_path, migrations, workers=2)(count=16, versions={1: 1.0}, sizes="small")
     victim = fleet[5]
-    original = _sha(victim.path)
+    original = _content(victim.path)
     victim.path.with_suffix(".kill").touch()
     report = fleet.migrate()
-    died = [o for o in report.failed if "worker process died" in (o.error or "")]
-    assert victim.id in {o.tenant for o in died}
-    assert backup_path(victim.path).exists()
-    assert _sha(backup_path(victim.path)) == original
-    # SQLite rolled the killed step back: the file is consistent, at a version whose steps all ran
-    version = victim.current_version()
+    by_id = {o.tenant: o for o in report.outcomes}
+    dead = by_id[victim.id]
+    assert dead.status == "failed" and dead.recovered
+    assert (dead.error or "").startswith("interrupted: the worker process died while migrating it")
+    # SQLite rolled the killed run back as a whole, and the parent dropped its spare backup
+    assert _content(victim.path) == original
+    assert not backup_path(victim.path).exists() and not spare_path(victim.path).exists()
     with victim.connect() as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        names = {r[0] for r in conn.execute("SELECT name FROM users")}
-    assert version == 3 and "half-done" not in names
-    # the next run restores the backup first, then migrates it fully
+    # every outcome says what is on disk: migrated tenants (the dead worker's too) are not "failed"
+    assert report.migrated
+    for tenant in fleet:
+        outcome, version = by_id[tenant.id], tenant.current_version()
+        assert (outcome.status == "migrated") == (version == 4), (outcome, version)
+        if outcome.status == "failed":
+            assert version == 1 and (outcome.error or "").startswith(("interrupted", "not migrated"))
     again = fleet.migrate()
-    assert again.ok
+    assert again.ok and fleet.versions() == {4: 16}
     outcome = next(o for o in again.outcomes if o.tenant == victim.id)
-    assert outcome.recovered and outcome.start == 1 and outcome.status == "migrated"
-    assert fleet.versions() == {4: 8}
+    assert outcome.start == 1 and outcome.status == "migrated"
 
 
 def test_process_killed_mid_step_then_recover(tmp_path: Path, write_migrations: Writer) -> None:
@@ -244,7 +259,7 @@ def test_process_killed_mid_step_then_recover(tmp_path: Path, write_migrations: 
     migrations = MigrationSet.from_path(migrations_dir)
     fleet = make_builder(tmp_path, migrations)(count=1, versions={1: 1.0}, sizes="small")
     tenant = fleet[0]
-    original = _sha(tenant.path)
+    original = _content(tenant.path)
     script = textwrap.dedent(
         f"""
         from pathlib import Path
@@ -262,9 +277,11 @@ def test_process_killed_mid_step_then_recover(tmp_path: Path, write_migrations: 
     assert started.exists(), "the migration never reached the slow step"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert backup_path(tenant.path).exists()
+    # the steps shared one transaction, which SQLite rolls back: the spare backup is not needed
+    assert spare_path(tenant.path).exists() and not backup_path(tenant.path).exists()
+    assert tenant.current_version() == 1 and _content(tenant.path) == original
     assert fleet.recover() == [tenant.id]
-    assert _sha(tenant.path) == original and tenant.current_version() == 1
+    assert _content(tenant.path) == original and not spare_path(tenant.path).exists()
     assert fleet.recover() == []
     outcome = migrate_tenant(tenant.id, tenant.path, migrations, 3, UserVersionStore())
     assert outcome.status == "migrated" and not outcome.recovered
