@@ -402,8 +402,21 @@ def recover_many(
     paths: Sequence[Path], timeout: float = 5.0, lock_timeout: float | None = None
 ) -> list[Path]:
     """Undo what interrupted runs left on ``paths`` (under the fleet lock); return those undone."""
+    undone: list[Path] = []
+    stuck: list[str] = []
     with fleet_lock([p.parent for p in paths], timeout if lock_timeout is None else lock_timeout):
-        return [p for p in paths if restore(p, timeout)]
+        for path in paths:
+            try:
+                if restore(path, timeout):
+                    undone.append(path)
+            except TENANT_ERRORS as exc:
+                stuck.append(f"{path}: {exc}")
+    if stuck:
+        raise TenantDatabaseError(
+            f"{len(stuck)} backup(s) could not be put back; they are kept, run recover() again once "
+            "the app's lock is released or there is space:\n  " + "\n  ".join(stuck)
+        )
+    return undone
 
 
 def _in_workers(

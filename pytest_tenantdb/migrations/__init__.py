@@ -149,7 +149,9 @@ class MigrationSet(Sequence[Step]):
 
     def gaps_text(self) -> str:
         """The gaps for people: ``"4, 7-9"``."""
-        return ", ".join(str(r.start) if len(r) == 1 else f"{r.start}-{r[-1]}" for r in self.gaps)
+        return ", ".join(
+            str(r.start) if r.stop - r.start == 1 else f"{r.start}-{r.stop - 1}" for r in self.gaps
+        )
 
     def step(self, version: int) -> Step:
         """The step of ``version``."""

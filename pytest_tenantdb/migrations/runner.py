@@ -38,6 +38,14 @@ def in_transaction(conn: sqlite3.Connection) -> bool:
         return False
 
 
+def _closed(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.total_changes  # noqa: B018  (raises on a closed connection)
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
 def run_plan(
     conn: sqlite3.Connection,
     migrations: MigrationSet,
@@ -75,7 +83,8 @@ def run_plan(
         except sqlite3.Error as exc:
             if not one_transaction and in_transaction(conn):
                 conn.execute("ROLLBACK")
-            raise StepFailure(step.label, None, str(step.path), str(exc), direction) from exc
+            error = ENDED_TRANSACTION if _closed(conn) else str(exc)
+            raise StepFailure(step.label, None, str(step.path), error, direction) from exc
         except BaseException:
             if not one_transaction and in_transaction(conn):
                 conn.execute("ROLLBACK")
