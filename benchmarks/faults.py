@@ -253,14 +253,14 @@ def run_trial(trial: _Trial, totals: Totals, duration: float) -> None:
                 data[:16] = b"not a database!!"
             victim.path.write_bytes(bytes(data))
             corrupt[victim.path.name] = bytes(data)
-        if trial.kind == "app-writes":
-            writer = threading.Thread(target=_app_writer, args=(trial, stop), daemon=True)
-            writer.start()
         limit = None
         if trial.kind == "disk-full":
             biggest = max(t.path.stat().st_size for t in trial.tenants)
             limit = trial.rng.randrange(0, 3 * biggest)
         children.append(_start(trial, "a", limit, timeout=0.3 if trial.kind == "held-lock" else 2.0))
+        if trial.kind == "app-writes":  # started after the fork: a child forked with threads can deadlock
+            writer = threading.Thread(target=_app_writer, args=(trial, stop), daemon=True)
+            writer.start()
         if trial.kind == "concurrent":
             time.sleep(trial.rng.uniform(0, duration / 2))
             children.append(_start(trial, "b"))
@@ -277,6 +277,11 @@ def run_trial(trial: _Trial, totals: Totals, duration: float) -> None:
                 os.kill(victim_process.pid, signal.SIGKILL)
         for process, _ in children:
             process.join(120)
+            if process.is_alive():  # never expected: a hung migration counts as a traceback
+                process.kill()
+                process.join()
+                totals.tracebacks += 1
+                totals.problems.append(f"{trial.kind}: the migration hung for 120s")
         stop.set()
         if writer is not None:
             writer.join()
