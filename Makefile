@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint type bench fuzz docs rule-docs clean
+.PHONY: demo test lint type bench fuzz faults docs rule-docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: $(STAMP)
 # the exit code histogram (docs/reference/cli.md)
 fuzz: $(STAMP)
 	$(BIN)/python -m benchmarks.fuzz_cli --size full
+
+# fault injection on the fleet migrator: kills, disk full, locks, app writes, concurrent runs,
+# corrupt files; every tenant checked after each trial (docs/faults.md)
+faults: $(STAMP)
+	$(BIN)/python -m benchmarks.faults --trials 420
 
 rule-docs: $(STAMP)
 	$(BIN)/python -c 'from pathlib import Path; from pytest_tenantdb.lint.rules import write_rule_docs; write_rule_docs(Path("docs/rules"))'

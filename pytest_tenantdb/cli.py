@@ -224,7 +224,7 @@ def _versions(console: Console, spec: str) -> int:
         )
     console.print(table)
     if migrations.gaps:
-        console.print(f"gaps in numbering (allowed): {list(migrations.gaps)}")
+        console.print(f"gaps in numbering (allowed): [{migrations.gaps_text()}]")
     return 0
 
 

@@ -23,6 +23,14 @@ class TenantDatabaseError(TenantDBError):
     """A tenant database cannot be used: missing, corrupted, locked or not SQLite."""
 
 
+class FleetBusyError(TenantDBError):
+    """Another migration (or recovery) of the same fleet directory holds its lock."""
+
+
+class FleetNotWritableError(TenantDBError):
+    """A fleet directory cannot be written at all (read-only, full): nothing was migrated."""
+
+
 class TemplateBuildError(TenantDBError):
     """A migration step failed while building the template of a schema version."""
 

@@ -33,7 +33,21 @@ def test_allocate_shares_and_counts() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["../etc/passwd", "a/b", "a\\b", "..", "", ".hidden", "x" * 101, "a b", "ten..ant", 7]
+    "bad",
+    [
+        "../etc/passwd",
+        "a/b",
+        "a\\b",
+        "..",
+        "",
+        ".hidden",
+        "x" * 101,
+        "a b",
+        "ten..ant",
+        7,
+        "acme\n",
+        "acme\r",
+    ],
 )
 def test_unsafe_tenant_ids_are_refused(bad: object) -> None:
     with pytest.raises(TenantIdError):
@@ -160,3 +174,25 @@ def test_big_templates_are_copied_not_held_in_memory(
     monkeypatch.undo()
     big = make_builder(tmp_path / "b", example_migrations)(count=6, versions=[3, "head"], seed=4)
     assert [t.path.read_bytes() for t in small] == [t.path.read_bytes() for t in big]
+
+
+def test_fleets_with_custom_generators_never_share_templates(
+    tmp_path: Path, simple_migrations: MigrationSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeders come and go; a new one can get a dead one's id(). Custom templates are keyed by a
+    token of their own (id() made constant here, to show it plays no part)."""
+    from pytest_tenantdb.fleet import templates
+
+    monkeypatch.setattr(templates, "id", lambda _: 1, raising=False)
+    builder = make_builder(tmp_path, simple_migrations)
+    first = builder(
+        3, {"head": 1.0}, sizes="small", generators={"users.email": lambda f, i: f"first-{i}@x.org"}
+    )
+    second = builder(
+        3, {"head": 1.0}, sizes="small", generators={"users.email": lambda f, i: f"second-{i}@x.org"}
+    )
+    for fleet, prefix in ((first, "first-"), (second, "second-")):
+        for tenant in fleet:
+            with tenant.connect() as conn:
+                emails = [row[0] for row in conn.execute("SELECT email FROM users")]
+            assert emails and all(e.startswith(prefix) for e in emails), emails[:3]

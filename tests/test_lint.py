@@ -445,3 +445,30 @@ def test_postgres_mode_parses_each_statement_once(tmp_path: Path, monkeypatch: p
     )
     assert sorted(parsed) == sorted(s.sql for step in migrations for s in step.up)  # type: ignore[attr-defined]
     assert [f.code for f in found] == ["TDB102"]
+
+
+def test_findings_cache_entries_written_at_once_do_not_collide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pytest -n 4`` from cold: workers store the same entry at the same moment. Here a second
+    store runs in the middle of the first (just before its rename)."""
+    import os
+
+    from pytest_tenantdb.lint import engine
+    from pytest_tenantdb.lint.findings import Finding
+
+    entry = tmp_path / "cache" / "key.json"
+    mine = [Finding("TDB101", "error", "first", "step.sql", 1)]
+    theirs = [Finding("TDB101", "error", "second", "step.sql", 2)]
+    real_replace = os.replace
+    nested: list[bool] = []
+
+    def replace(src: object, dst: object) -> None:
+        if not nested:
+            nested.append(True)
+            engine._store(entry, theirs)  # another worker, same entry
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace)
+    engine._store(entry, mine)
+    assert engine._load(entry) == mine and not list(entry.parent.glob("*.partial"))

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pytest_tenantdb import database
 from pytest_tenantdb.errors import ConfigError, TenantDatabaseError, TenantIdError
-from pytest_tenantdb.fleet.migrator import migrate_many, restore
+from pytest_tenantdb.fleet.migrator import migrate_many, recover_many
 from pytest_tenantdb.fleet.report import FleetReport
 from pytest_tenantdb.fleet.seeding import SIZE_ROWS, ColumnGenerator, Seeder
 from pytest_tenantdb.fleet.templates import TemplateCache
@@ -23,7 +23,7 @@ from pytest_tenantdb.migrations import MigrationSet
 from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import VersionStore
 
-_TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
+_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]*")
 MAX_TENANT_ID = 100
 SNAPSHOT_SUFFIXES = (".sqlite3", ".sqlite", ".db")
 
@@ -44,7 +44,7 @@ def validate_tenant_id(tenant_id: object) -> str:
         raise TenantIdError(
             f"tenant id {tenant_id[:20]!r}... is {len(tenant_id)} characters; at most {MAX_TENANT_ID} allowed."
         )
-    if ".." in tenant_id or "/" in tenant_id or "\\" in tenant_id or not _TENANT_ID.match(tenant_id):
+    if ".." in tenant_id or "/" in tenant_id or "\\" in tenant_id or not _TENANT_ID.fullmatch(tenant_id):
         raise TenantIdError(
             f"unsafe tenant id {tenant_id!r}: use letters, digits and . _ - @ + only, start with a "
             "letter or digit, and no '..' or path separators (it becomes a file name)."
@@ -166,12 +166,20 @@ class Fleet(Sequence[Tenant]):
         """How many tenants are at each version now (read from the files)."""
         return Counter(t.current_version(self.store) for t in self._tenants)
 
-    def recover(self) -> list[str]:
-        """Restore the backups an interrupted migration left; return the tenants restored."""
-        return [t.id for t in self._tenants if restore(t.path)]
+    def recover(self, *, lock_timeout: float | None = None) -> list[str]:
+        """Undo what an interrupted migration left (backups restored in place, spares dropped);
+        return the tenants it touched. Waits for a running migration of the fleet first."""
+        undone = set(recover_many([t.path for t in self._tenants], self.timeout, lock_timeout))
+        return [t.id for t in self._tenants if t.path in undone]
 
-    def migrate(self, to: int | str | None = None, workers: int | None = None) -> FleetReport:
-        """Bring every tenant to ``to`` (default head), step by step; failures are reported, not raised."""
+    def migrate(
+        self, to: int | str | None = None, workers: int | None = None, *, lock_timeout: float | None = None
+    ) -> FleetReport:
+        """Bring every tenant to ``to`` (default head), step by step; failures are reported, not raised.
+
+        One migration per fleet directory at a time: a second one waits ``lock_timeout`` seconds
+        (default: the fleet's busy timeout), then raises :class:`FleetBusyError`.
+        """
         target = self.migrations.head if to is None else self.migrations.resolve(to)
         workers = self.workers if workers is None else workers
         if workers < 1:
@@ -184,6 +192,7 @@ class Fleet(Sequence[Tenant]):
             self.store,
             workers,
             self.timeout,
+            lock_timeout,
         )
         report = FleetReport(target, tuple(outcomes), time.perf_counter() - started, workers)
         if self._on_report is not None:

@@ -144,6 +144,8 @@ class Seeder:
     def __init__(self, seed: int = 0, generators: Mapping[str, ColumnGenerator] | None = None) -> None:
         self.seed = seed
         self.generators = dict(generators or {})
+        # names this seeder's templates: unlike id(), never reused by a later seeder
+        self.token = uuid.uuid4().hex
         for key, fn in self.generators.items():
             if not callable(fn):
                 raise ConfigError(f"generator for {key!r} must be callable as fn(faker, row), got {fn!r}")

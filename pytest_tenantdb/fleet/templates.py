@@ -25,6 +25,8 @@ from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import TABLES, VersionStore
 
 LOCK_TIMEOUT = 600.0
+#: Part of every template's key: bumped when the way templates are built changes.
+TEMPLATE_FORMAT = "2"  # 2: the version-0 template is a real SQLite file, not zero bytes
 
 
 def _connect_partial(path: Path) -> sqlite3.Connection:
@@ -61,6 +63,7 @@ class TemplateCache:
             self.migrations.prefix_hash(version),
             self.store.name,
             sqlite3.sqlite_version,
+            TEMPLATE_FORMAT,
             *extra,
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
@@ -105,8 +108,12 @@ class TemplateCache:
         return path
 
     def _build_schema(self, version: int, previous: int | None, partial: Path) -> None:
-        if previous is None:
-            sqlite3.connect(partial).close()
+        if previous is None:  # the empty database, with its header written (a 0-byte file is no tenant)
+            conn = database.connect(partial, must_exist=False)
+            try:
+                conn.execute("PRAGMA user_version = 0")
+            finally:
+                conn.close()
             return
         source = self.cached_schema_template(previous)
         assert source is not None, "templates are built in version order"
@@ -125,7 +132,8 @@ class TemplateCache:
     def seeded_template(self, version: int, size: str, variant: int, seeder: Seeder) -> Path:
         """The template at ``version`` filled with ``size`` fake data (variant ``variant``).
 
-        Cached on disk unless the seeder has user generators (they cannot be hashed).
+        Cached on disk unless the seeder has user generators (they cannot be hashed): those are
+        built under the seeder's own token, never reused by another seeder.
         """
         version = self.migrations.resolve(version)
         base = self.schema_template(version)
@@ -134,7 +142,7 @@ class TemplateCache:
         from faker import VERSION as faker_version
 
         key = self._key(version, "seed", SEEDER_VERSION, faker_version, str(seeder.seed), size, str(variant))
-        directory = self.directory if not seeder.generators else self.scratch / f"custom-{id(seeder)}"
+        directory = self.directory if not seeder.generators else self.scratch / f"custom-{seeder.token}"
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"v{version:04d}-{size}-{variant}-{key}.sqlite3"
 

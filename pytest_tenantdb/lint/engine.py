@@ -7,12 +7,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from pytest_tenantdb.database import unique_sibling
 from pytest_tenantdb.errors import StepFailure
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.lint.findings import Finding
@@ -192,10 +194,15 @@ def _load(path: Path) -> list[Finding] | None:
 
 
 def _store(path: Path, findings: list[Finding]) -> None:
+    """Write the cache entry under a name only this call uses, then rename it into place: workers
+    of ``pytest -n 4`` that store the same entry at once never see or move each other's file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps([asdict(f) for f in findings]), encoding="utf-8")
-    partial.replace(path)
+    partial = unique_sibling(path, ".partial")
+    try:
+        partial.write_text(json.dumps([asdict(f) for f in findings]), encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _selected(findings: list[Finding], options: LintOptions) -> list[Finding]:

@@ -141,10 +141,17 @@ class MigrationSet(Sequence[Step]):
         return self._steps[-1].version if self._steps else 0
 
     @property
-    def gaps(self) -> tuple[int, ...]:
-        """Missing version numbers between 1 and head (allowed, reported)."""
-        present = set(self.versions)
-        return tuple(v for v in range(1, self.head + 1) if v not in present)
+    def gaps(self) -> tuple[range, ...]:
+        """Runs of missing version numbers between 1 and head (allowed, reported), as ranges:
+        a step numbered 99999999999999999999 makes one range, not that many numbers."""
+        bounds = zip((0, *self.versions), self.versions, strict=False)
+        return tuple(range(low + 1, high) for low, high in bounds if high > low + 1)
+
+    def gaps_text(self) -> str:
+        """The gaps for people: ``"4, 7-9"``."""
+        return ", ".join(
+            str(r.start) if r.stop - r.start == 1 else f"{r.start}-{r.stop - 1}" for r in self.gaps
+        )
 
     def step(self, version: int) -> Step:
         """The step of ``version``."""
