@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_tenantdb.checks.effects import StepEffects, analyse
-from pytest_tenantdb.checks.replay import Recording, ReplayedStep, schema_key, usable
+from pytest_tenantdb.checks.recorded import Recording, ReplayedStep, schema_key, usable
 from pytest_tenantdb.checks.step_coverage import StepCoverage
 from pytest_tenantdb.errors import SchemaDifferenceWarning, StepFailure
 from pytest_tenantdb.fleet.templates import TemplateCache
@@ -106,7 +106,7 @@ class CheckContext:
 
     def run(self, conn: sqlite3.Connection, plan: list[tuple[Step, Direction]]) -> list[str]:
         """Run ``plan`` the way the fleet migrator does; return every statement SQLite ran. An
-        Alembic revision recorded from this tenant's schema is replayed (checks/replay.py)."""
+        Alembic revision recorded from this tenant's schema is replayed (checks/recorded.py)."""
         if self._recordings:
             plan = [(self._replayed(conn, step, direction), direction) for step, direction in plan]
         with traced(conn) as statements:

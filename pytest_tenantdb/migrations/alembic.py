@@ -347,7 +347,7 @@ _LENDER = _Lender()
 @contextmanager
 def recorded_calls() -> Iterator[list[tuple[str, Any, bool]]]:
     """Every statement SQLAlchemy runs on lent connections of this thread inside the block, with
-    its parameters and whether it was an ``executemany`` (see checks/replay.py)."""
+    its parameters and whether it was an ``executemany`` (see checks/recorded.py)."""
     calls: list[tuple[str, Any, bool]] = []
     _LENDER.local.calls = calls
     try:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from pytest_tenantdb.checks.context import CheckContext
-from pytest_tenantdb.checks.replay import ReplayedStep, reads_data
+from pytest_tenantdb.checks.recorded import ReplayedStep, reads_data
 from pytest_tenantdb.errors import StepFailure
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import MigrationSet, Step
