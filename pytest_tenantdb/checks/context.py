@@ -124,7 +124,7 @@ class CheckContext:
         if not isinstance(step, AlembicStep) or not step.transactional or self.step_coverage is not None:
             return self.run(conn, [(step, direction)])  # (replaying would hide the lines measured)
         start = schema_key(conn)
-        with recorded_calls() as calls:
+        with recorded_calls(Path(step.path)) as calls:
             statements = self.run(conn, [(step, direction)])
         if usable(calls, statements):
             self._recordings[(step.version, direction)] = Recording.of(start, calls)

@@ -9,8 +9,9 @@ once, on the empty template, and replay them on each drawn tenant.
 A recording is used only when that is sound: every statement went through SQLAlchemy (the count of
 changing statements SQLite saw matches), none reads rows of the app's tables (reflection reads
 only ``sqlite_master`` and PRAGMAs), the tenant's ``sqlite_master`` is the one recorded on, and
-the revision runs in the migrator's transaction. A replayed statement that fails is rolled back and
-the revision is run through Alembic instead, so a failure still names its Python line.
+the revision runs in the migrator's transaction. A replayed statement that fails is reported as a
+run through Alembic reports it: the step, the statement, the revision's line that ran it (recorded
+with the statement) and SQLite's error.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_tenantdb.errors import StepFailure
 from pytest_tenantdb.migrations import Direction, Step
 from pytest_tenantdb.versioning import TABLES
 
@@ -32,7 +34,7 @@ _SCHEMA_ONLY = re.compile(
 _BOOKKEEPING = re.compile(rf"\b({'|'.join(TABLES)})\b", re.IGNORECASE)
 _FROM = re.compile(r"\b(FROM|JOIN)\s+([\"`\[]?[\w.]+)", re.IGNORECASE)
 
-Call = tuple[str, object, bool]  # statement, parameters, executemany
+Call = tuple[str, object, bool, int]  # statement, parameters, executemany, line of the revision
 
 
 _QUERY = re.compile(r"^\s*(SELECT|WITH|PRAGMA\s+[\w.]+\s*(\(|;|$))", re.IGNORECASE)
@@ -67,20 +69,20 @@ def reads_data(sql: str) -> bool:
 def usable(calls: list[Call], seen_by_sqlite: list[str]) -> bool:
     """Whether ``calls`` (what went through SQLAlchemy) are all the revision did and depend on
     no tenant's data (``seen_by_sqlite``: every statement SQLite's trace saw meanwhile)."""
-    if any(reads_data(sql) for sql, _, _ in calls):
+    if any(reads_data(call[0]) for call in calls):
         return False
 
     def changes(sql: str) -> bool:  # the version store's bookkeeping is the migrator's, not the step's
         return bool(_CHANGES.match(sql)) and not _BOOKKEEPING.search(sql)
 
     through = sum(
-        len(p) if many and isinstance(p, list | tuple) else 1 for sql, p, many in calls if changes(sql)
+        len(p) if many and isinstance(p, list | tuple) else 1 for sql, p, many, _ in calls if changes(sql)
     )
     return through == sum(1 for sql in seen_by_sqlite if changes(sql))
 
 
 class ReplayedStep(Step):
-    """``step`` whose run replays ``recording`` (falling back to ``step`` itself on an error)."""
+    """``step`` whose run replays ``recording``."""
 
     def __init__(self, step: Step, recording: Recording) -> None:
         self.step, self.recording = step, recording
@@ -101,15 +103,22 @@ class ReplayedStep(Step):
 
     def run(self, conn: sqlite3.Connection, direction: Direction = "up") -> None:
         conn.execute("SAVEPOINT tenantdb_replay")
-        try:
-            for sql, parameters, many in self.recording.calls:
+        for sql, parameters, many, line in self.recording.calls:
+            try:
                 if many:
                     conn.executemany(sql, parameters)  # type: ignore[arg-type]
                 else:
                     conn.execute(sql, parameters)  # type: ignore[arg-type]
-        except sqlite3.Error:
-            conn.execute("ROLLBACK TO tenantdb_replay")
-            conn.execute("RELEASE tenantdb_replay")
-            self.step.run(conn, direction)  # fails the same way, naming its Python line
-            return
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK TO tenantdb_replay")
+                conn.execute("RELEASE tenantdb_replay")
+                # what running it through Alembic reports, without its cost (shrinking a failure
+                # runs the step hundreds of times)
+                raise StepFailure(
+                    self.label,
+                    sql.strip(),
+                    f"{self.path}:{line}" if line else str(self.path),
+                    f"{type(exc).__name__}: {exc}",
+                    direction,
+                ) from exc
         conn.execute("RELEASE tenantdb_replay")

@@ -20,6 +20,7 @@ import functools
 import os
 import re
 import sqlite3
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -335,7 +336,17 @@ class _Lender:
     ) -> None:
         calls = getattr(self.local, "calls", None)
         if calls is not None:
-            calls.append((statement, parameters, many))
+            calls.append((statement, parameters, many, self._line(str(self.local.path))))
+
+    @staticmethod
+    def _line(path: str) -> int:
+        """The line of the revision (``path``) that is running the statement, 0 if none is."""
+        frame = sys._getframe(2)
+        while frame is not None:
+            if frame.f_code.co_filename == path:
+                return frame.f_lineno
+            frame = frame.f_back  # type: ignore[assignment]
+        return 0
 
     def _current(self) -> BorrowedConnection:
         return BorrowedConnection(self.local.conn)
@@ -345,11 +356,12 @@ _LENDER = _Lender()
 
 
 @contextmanager
-def recorded_calls() -> Iterator[list[tuple[str, Any, bool]]]:
+def recorded_calls(path: Path) -> Iterator[list[tuple[str, Any, bool, int]]]:
     """Every statement SQLAlchemy runs on lent connections of this thread inside the block, with
-    its parameters and whether it was an ``executemany`` (see checks/recorded.py)."""
-    calls: list[tuple[str, Any, bool]] = []
-    _LENDER.local.calls = calls
+    its parameters, whether it was an ``executemany`` and the line of revision ``path`` that ran
+    it (see checks/recorded.py)."""
+    calls: list[tuple[str, Any, bool, int]] = []
+    _LENDER.local.calls, _LENDER.local.path = calls, path
     try:
         yield calls
     finally:
