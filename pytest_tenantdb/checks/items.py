@@ -87,12 +87,15 @@ def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -
 
 def hypothesis_settings(config: pytest.Config, examples: int) -> HypothesisSettings:
     """The tenantdb profile (CI: more examples, derandomized; local: fast), unless the user chose one."""
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, settings
     from hypothesis.database import DirectoryBasedExampleDatabase
 
     cache = getattr(config, "cache", None)
     database = DirectoryBasedExampleDatabase(str(cache.mkdir("tenantdb") / "hypothesis")) if cache else None
     quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    # no "explain" phase: it reruns a failing step hundreds of times to say which lines only
+    # failing tenants ran, which the failure message already says better (statement, rows)
+    phases = [phase for phase in Phase if phase is not Phase.explain]
     settings.register_profile(
         PROFILE_CI,
         max_examples=100,
@@ -100,9 +103,15 @@ def hypothesis_settings(config: pytest.Config, examples: int) -> HypothesisSetti
         deadline=None,
         database=None,
         suppress_health_check=quiet,
+        phases=phases,
     )
     settings.register_profile(
-        PROFILE_DEV, max_examples=25, deadline=None, database=database, suppress_health_check=quiet
+        PROFILE_DEV,
+        max_examples=25,
+        deadline=None,
+        database=database,
+        suppress_health_check=quiet,
+        phases=phases,
     )
     chosen = config.getoption("hypothesis_profile", default=None)
     if chosen:
