@@ -41,6 +41,12 @@ def downgrade():
 '''
 
 
+CREATE_T = (
+    "aaa",
+    "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True), sa.Column('a', sa.Text))",
+)
+
+
 def _context(tmp_path: Path, ini: Path) -> CheckContext:
     migrations = MigrationSet.from_path(ini)
     return CheckContext(TemplateCache(tmp_path / "cache", migrations, version_store("auto", migrations)))
@@ -104,10 +110,7 @@ def test_a_revision_that_reads_the_data_is_always_run(tmp_path: Path) -> None:
     ini = _write(
         tmp_path / "alembic",
         [
-            (
-                "aaa",
-                "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True), sa.Column('a', sa.Text))",
-            ),
+            CREATE_T,
             (
                 "bbb",
                 "    bind = op.get_bind()\n"
@@ -137,10 +140,7 @@ def test_a_replayed_failure_names_the_statement_and_the_revision_line(tmp_path: 
     ini = _write(
         tmp_path / "alembic",
         [
-            (
-                "aaa",
-                "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True), sa.Column('a', sa.Text))",
-            ),
+            CREATE_T,
             (
                 "bbb",
                 "    op.add_column('t', sa.Column('b', sa.Text))\n    op.create_index('ix_t_a', 't', ['a'], unique=True)",
