@@ -319,44 +319,35 @@ def interrupted_outcome(
     tenant: str, path: Path, migrations: MigrationSet, target: int, store: VersionStore, timeout: float
 ) -> TenantOutcome:
     """What a tenant whose worker died is now, read from disk (its backup restored first)."""
+
+    def failed(version: int, error: str, recovered: bool = False) -> TenantOutcome:
+        return TenantOutcome(tenant, str(path), "failed", version, version, recovered=recovered, error=error)
+
     try:
         undone = restore(path, timeout)
     except TENANT_ERRORS as exc:
-        return TenantOutcome(
-            tenant,
-            str(path),
-            "failed",
+        return failed(
             -1,
-            -1,
-            error=f"interrupted: the worker process died while migrating it, and its backup cannot be "
+            f"interrupted: the worker process died while migrating it, and its backup cannot be "
             f"put back now ({exc}); it is kept at {backup_path(path)} for recover() or the next migrate()",
         )
     try:
         with closing(database.connect(path, timeout=timeout)) as conn:
             version = store.read(conn)
     except TENANT_ERRORS as exc:
-        return TenantOutcome(tenant, str(path), "failed", -1, -1, error=f"interrupted: {exc}")
+        return failed(-1, f"interrupted: {exc}")
     if undone:
-        return TenantOutcome(
-            tenant,
-            str(path),
-            "failed",
+        return failed(
             version,
-            version,
-            recovered=True,
-            error=f"interrupted: the worker process died while migrating it; it was put back at version "
+            f"interrupted: the worker process died while migrating it; it was put back at version "
             f"{version} (nothing lost), and the next migrate() retries it",
+            recovered=True,
         )
     if version == target:
         return TenantOutcome(tenant, str(path), "current", version, version)
-    return TenantOutcome(
-        tenant,
-        str(path),
-        "failed",
+    return failed(
         version,
-        version,
-        error="not migrated: the worker process died before it got to this tenant; the next migrate() "
-        "migrates it",
+        "not migrated: the worker process died before it got to this tenant; the next migrate() migrates it",
     )
 
 
