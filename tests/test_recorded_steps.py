@@ -130,6 +130,7 @@ def test_statements_that_read_rows_are_told_from_schema_reads() -> None:
     assert reads_data("SELECT id FROM t")
     assert reads_data("WITH x AS (SELECT 1) SELECT * FROM x JOIN users ON 1")
     assert reads_data("DELETE FROM t RETURNING id")
+    assert reads_data("PRAGMA main.foreign_key_check")
     assert not reads_data("SELECT sql FROM sqlite_master WHERE name = ?")
     assert not reads_data("SELECT version_num FROM alembic_version")
     assert not reads_data("UPDATE t SET a = 1")

@@ -31,6 +31,7 @@ _SCHEMA_ONLY = re.compile(
     rf"\b(sqlite_master|sqlite_schema|sqlite_temp_master|sqlite_temp_schema|pragma_\w+|{'|'.join(TABLES)})\b",
     re.IGNORECASE,
 )
+_DATA_PRAGMA = re.compile(r"^\s*PRAGMA\s+([\w]+\.)?(foreign_key_check|integrity_check|quick_check)", re.I)
 _BOOKKEEPING = re.compile(rf"\b({'|'.join(TABLES)})\b", re.IGNORECASE)
 _FROM = re.compile(r"\b(FROM|JOIN)\s+([\"`\[]?[\w.]+)", re.IGNORECASE)
 
@@ -60,7 +61,10 @@ def schema_key(conn: sqlite3.Connection) -> tuple[tuple[str, ...], ...]:
 
 
 def reads_data(sql: str) -> bool:
-    """Whether ``sql`` hands rows of the app's tables to the revision's Python."""
+    """Whether ``sql`` hands rows of the app's tables to the revision's Python (a query, a
+    ``RETURNING``, or a PRAGMA that reports on the data, such as ``foreign_key_check``)."""
+    if _DATA_PRAGMA.match(sql):
+        return True
     if not _READS.search(sql):
         return False
     return any(not _SCHEMA_ONLY.search(m[2]) for m in _FROM.finditer(sql)) or not _FROM.search(sql)
