@@ -146,7 +146,8 @@ def _check(args: argparse.Namespace) -> int:
     from pytest_tenantdb.lint.baseline import check_baseline_target, read_baseline, write_baseline
     from pytest_tenantdb.lint.config import load_config, project_cache, unwritable
     from pytest_tenantdb.lint.engine import lint_project
-    from pytest_tenantdb.lint.findings import FORMATS, fingerprint
+    from pytest_tenantdb.lint.findings import FORMATS, fingerprint, relocated
+    from pytest_tenantdb.lint.gitbase import repository_root
 
     if args.write_baseline is not None:
         check_baseline_target(args.write_baseline)
@@ -162,6 +163,7 @@ def _check(args: argparse.Namespace) -> int:
             cache = Path(tmp) / "cache"
         project = load_config(args.path, since=args.since, ignore=args.ignore, cache=cache)
         queries, options = project.queries, project.options
+        moved: dict[Path, Path] = {}
         if args.base:
             from dataclasses import replace
 
@@ -177,8 +179,12 @@ def _check(args: argparse.Namespace) -> int:
             )
             tagged = {head: base_python(root_path, args.base, tuple(p.resolve() for p in project.python))}
             queries = QuerySources(base_folder, tagged if project.python else {})
+            if base_folder is not None and folder is not None:
+                moved[Path(tmp).resolve() / "queries"] = folder.folder.resolve()
         findings = lint_project(project.migrations, project.templates, queries, options)
-    root = str(args.path.resolve())
+    repository = repository_root(args.path.resolve())
+    findings = relocated(findings, repository, moved)
+    root = str(repository)
     if args.write_baseline is not None:
         write_baseline(args.write_baseline, findings, root)
         print(

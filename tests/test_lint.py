@@ -472,3 +472,42 @@ def test_findings_cache_entries_written_at_once_do_not_collide(
     monkeypatch.setattr(os, "replace", replace)
     engine._store(entry, mine)
     assert engine._load(entry) == mine and not list(entry.parent.glob("*.partial"))
+
+
+def test_the_gate_on_a_project_in_a_subfolder_names_repository_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project below the repository's top: the base is read from the whole tree (git ls-tree
+    lists only the current folder otherwise, and the gate passed with 0 findings), and every
+    path is relative to the repository, the base's old queries where they live, not in /tmp."""
+    import subprocess
+
+    app = tmp_path / "repo" / "app"
+    (app / "migrations").mkdir(parents=True)
+    (app / "queries").mkdir()
+    (app / "migrations" / "0001_base.sql").write_text(BASE)
+    (app / "queries" / "0001.sql").write_text(QUERIES)
+    (app / "pyproject.toml").write_text('[tool.tenantdb]\nqueries = "queries"\n')
+    git = ["git", "-C", str(tmp_path / "repo"), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    (app / "migrations" / "0002_drop.sql").write_text("ALTER TABLE users DROP COLUMN plan;")
+    for cwd in (app, tmp_path):
+        monkeypatch.chdir(cwd)
+        assert main(["check", str(app), "--base", "HEAD", "--format", "sarif"]) == 1
+        run = json.loads(capsys.readouterr().out)["runs"][0]
+        results = run["results"]
+        where = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
+        assert where == {"app/migrations/0002_drop.sql", "app/queries/0001.sql"}
+        rules = [r["id"] for r in run["tool"]["driver"]["rules"]]
+        assert all(rules[r["ruleIndex"]] == r["ruleId"] for r in results)
+        assert run["tool"]["driver"]["version"]
+        assert len({r["partialFingerprints"]["tenantdb/v1"] for r in results}) == len(results)
+    (app / "migrations" / "0002_drop.sql").write_text("\n\nALTER TABLE users DROP COLUMN plan;")
+    assert main(["check", str(app), "--base", "HEAD", "--format", "sarif"]) == 1
+    moved = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    # the finding moved two lines down and kept its identity
+    assert {r["partialFingerprints"]["tenantdb/v1"] for r in moved} == {
+        r["partialFingerprints"]["tenantdb/v1"] for r in results
+    }

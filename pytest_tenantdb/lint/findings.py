@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def as_sarif(findings: Sequence[Finding]) -> str:
         "tool": {
             "driver": {
                 "name": "pytest-tenantdb",
+                "version": _version(),
                 "informationUri": "https://pypi.org/project/pytest-tenantdb/",
                 "rules": [
                     {
@@ -84,6 +87,11 @@ def as_sarif(findings: Sequence[Finding]) -> str:
         "results": [
             {
                 "ruleId": f.code,
+                "ruleIndex": used.index(f.code),
+                # the same finding keeps its identity when lines move (code scanning's alert match)
+                "partialFingerprints": {
+                    "tenantdb/v1": hashlib.sha256(fingerprint(f, "").encode()).hexdigest()[:32]
+                },
                 "level": {"error": "error", "warning": "warning"}.get(f.severity, "note"),
                 "message": {"text": f.message},
                 "locations": [
@@ -102,6 +110,15 @@ def as_sarif(findings: Sequence[Finding]) -> str:
         {"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "runs": [run]},
         indent=2,
     )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-tenantdb")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "0+unknown"
 
 
 def as_junit(findings: Sequence[Finding]) -> str:
@@ -126,6 +143,24 @@ def as_junit(findings: Sequence[Finding]) -> str:
         failure = ET.SubElement(case, "failure", message=f.message, type=f.code)
         failure.text = f"{f.location}: {f.message}\n{f.statement}\nsafe alternative: {f.hint}"
     return ET.tostring(suite, encoding="unicode")
+
+
+def relocated(
+    findings: Sequence[Finding], root: Path, moved: Mapping[Path, Path] | None = None
+) -> list[Finding]:
+    """``findings`` with each file relative to ``root`` (the repository's top folder), so that
+    GitHub annotations, SARIF and baselines name the same file from any folder and machine; a
+    file under a key of ``moved`` (the base ref's queries, copied out of git into a temporary
+    folder) is named where it lives in the repository."""
+    result = []
+    for finding in findings:
+        path = Path(finding.file).resolve()
+        for copy, original in (moved or {}).items():
+            if path.is_relative_to(copy):
+                path = original / path.relative_to(copy)
+        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else finding.file
+        result.append(replace(finding, file=shown))
+    return result
 
 
 def fingerprint(finding: Finding, root: str) -> str:

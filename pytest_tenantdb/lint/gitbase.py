@@ -27,12 +27,31 @@ def _git(root: Path, *args: str) -> str:
     return run.stdout
 
 
+def repository_root(path: Path) -> Path:
+    """The top folder of the git repository holding ``path`` (``path`` itself outside git):
+    what paths in reports are relative to, as GitHub and SARIF viewers expect."""
+    try:
+        run = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return path
+    return Path(run.stdout.strip()).resolve() if run.returncode == 0 and run.stdout.strip() else path
+
+
 def base_head(root: Path, ref: str, migrations: Path) -> int:
     """The newest migration version at ``ref`` (0 when the folder did not exist there)."""
     _git(root, "rev-parse", "--verify", f"{ref}^{{commit}}")
     prefix = _git(root, "rev-parse", "--show-prefix").strip()
     folder = (prefix + str(migrations.relative_to(root))).rstrip("/") + "/"
-    names = _git(root, "ls-tree", "--name-only", f"{ref}:{folder}") if _exists(root, ref, folder) else ""
+    names = (
+        _git(root, "ls-tree", "--full-tree", "--name-only", f"{ref}:{folder}")
+        if _exists(root, ref, folder)
+        else ""
+    )
     versions = [int(m[1]) for name in names.splitlines() if (m := _VERSION.match(name))]
     return max(versions, default=0)
 
@@ -52,7 +71,7 @@ def base_python(root: Path, ref: str, paths: tuple[Path, ...]) -> list[Query]:
     found: list[Query] = []
     for path in paths:
         spec = prefix + str(path.relative_to(root))
-        for name in _git(root, "ls-tree", "-r", "--name-only", ref, "--", spec).splitlines():
+        for name in _git(root, "ls-tree", "--full-tree", "-r", "--name-only", ref, "--", spec).splitlines():
             if name.endswith(".py"):
                 found += python_queries(root / name[len(prefix) :], _git(root, "show", f"{ref}:{name}"))
     return found
@@ -66,7 +85,7 @@ def base_queries(root: Path, ref: str, queries: Path, workdir: Path) -> QueryFol
         return None
     target = workdir / "queries"
     target.mkdir()
-    for name in _git(root, "ls-tree", "--name-only", f"{ref}:{folder}").splitlines():
+    for name in _git(root, "ls-tree", "--full-tree", "--name-only", f"{ref}:{folder}").splitlines():
         if name.endswith(".sql"):
             (target / name).write_text(_git(root, "show", f"{ref}:{folder}{name}"), encoding="utf-8")
     return QueryFolder(target)
