@@ -56,6 +56,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record the SQL your tests run through sqlite3, to replay it later as old code",
     )
     group.addoption(
+        "--no-tenantdb-checks",
+        action="store_true",
+        default=False,
+        help="do not collect the built-in checks in this run, whatever tenantdb_checks says",
+    )
+    group.addoption(
         "--tenantdb-update-lock",
         action="store_true",
         default=False,
@@ -84,9 +90,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _checks_on(config: pytest.Config) -> bool:
     try:
-        return Settings.from_config(config).checks
+        return _checks_wanted(config, Settings.from_config(config))
     except TenantDBError:
         return False  # reported where the settings are used
+
+
+def _checks_wanted(config: pytest.Config, settings: Settings) -> bool:
+    """Whether this run collects the built-in checks: they are on (``tenantdb_checks``), not
+    turned off for the run (``--no-tenantdb-checks``), and pytest was given no paths of its own,
+    or one of them holds the migrations (or lies inside them): ``pytest tests/test_x.py::t``
+    runs that test, not the whole history's checks; ``pytest migrations/`` runs the checks."""
+    if not settings.checks or config.getoption("--no-tenantdb-checks", default=False):
+        return False
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        return True  # testpaths or the rootdir: everything
+    origin = Path(config.invocation_params.dir)
+    migrations = settings.migrations if settings.migrations.exists() else Path(config.rootpath)
+    target = migrations.resolve()
+    for arg in config.args:
+        path = (origin / arg.split("::")[0]).resolve()
+        if path == target or path in target.parents or target in path.parents:
+            return True
+    return False
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -130,7 +155,7 @@ def pytest_collection_modifyitems(
     replay = config.getoption("--tenantdb-replay", default=None)
     try:
         settings = Settings.from_config(config)
-        if not settings.checks and not replay:
+        if not _checks_wanted(config, settings) and not replay:
             return
         from pytest_tenantdb.checks.items import ChecksCollector, build_context, hypothesis_settings
 

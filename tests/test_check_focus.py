@@ -172,3 +172,19 @@ def test_with_xdist_a_steps_checks_run_on_one_worker(pytester: pytest.Pytester) 
     assert len(workers) == 6  # every step's checks ran ...
     assert all(len(w) == 1 for w in workers.values()), workers  # ... each step on one worker
     assert set().union(*workers.values()) == {"gw0", "gw1"}  # and both workers had work
+
+
+def test_a_selection_of_other_files_does_not_collect_the_checks(pytester: pytest.Pytester) -> None:
+    _project(pytester)
+    pytester.makepyfile(test_app="def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
+    builtin = "tenantdb::0002_b::upgrade"
+    everything = pytester.runpytest("--co", "-q")
+    assert any(builtin in line for line in everything.stdout.lines)
+    one = pytester.runpytest("--co", "-q", "test_app.py::test_one")
+    assert not any("tenantdb::" in line for line in one.stdout.lines)
+    one.stdout.fnmatch_lines(["test_app.py::test_one", "1 test collected*"])
+    checks = pytester.runpytest("--co", "-q", "migrations")
+    assert any(builtin in line for line in checks.stdout.lines)
+    off = pytester.runpytest("--co", "-q", "--no-tenantdb-checks")
+    assert not any("tenantdb::" in line for line in off.stdout.lines)
+    off.stdout.fnmatch_lines(["2 tests collected*"])
