@@ -6,7 +6,6 @@ of v: far cheaper than replaying migrations for every hypothesis example.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import warnings
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import Direction, MigrationSet, SqlStep, Step
 from pytest_tenantdb.migrations.alembic import AlembicStep, recorded_calls
 from pytest_tenantdb.migrations.runner import run_plan
+from pytest_tenantdb.migrations.steps import names_table, source_words
 from pytest_tenantdb.migrations.tracing import traced
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.schema import Schema, SchemaDiff
@@ -245,11 +245,10 @@ class CheckContext:
 
 def _source_names(step: Step, schema: Schema) -> set[str]:
     """Tables of ``schema`` a Python-driven step's source names, directly or as a Django model."""
-    try:
-        words = {w.lower() for w in re.findall(r"[A-Za-z_]\w*", Path(step.path).read_text(errors="replace"))}
-    except OSError:
+    words = source_words(step.path)
+    if words is None:
         return {t.lower() for t in schema.tables}  # cannot tell: every table
-    return {t.lower() for t in schema.tables if t.lower() in words or t.lower().split("_", 1)[-1] in words}
+    return {t.lower() for t in schema.tables if names_table(words, t)}
 
 
 def table_rows(

@@ -60,6 +60,23 @@ class Step(ABC):
         """Run the step on ``conn``; raise :class:`StepFailure` naming the failing statement."""
 
 
+def source_words(path: Path) -> frozenset[str] | None:
+    """Every name-like word of a step's source file, lower case (None when it cannot be read):
+    what a Python-driven step names, even in branches that run only when a tenant has rows."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return frozenset(w.lower() for w in re.findall(r"[A-Za-z_]\w*", text))
+
+
+def names_table(words: frozenset[str], table: str) -> bool:
+    """Whether ``words`` name ``table``, directly or as the Django model stored in it (model
+    ``Foo`` of app ``bar`` lives in ``bar_foo``)."""
+    lower = table.lower()
+    return lower in words or lower.split("_", 1)[-1] in words
+
+
 def sha(*parts: str) -> str:
     digest = hashlib.sha256()
     for part in parts:

@@ -16,12 +16,12 @@ import functools
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import SqlStep, Step
 from pytest_tenantdb.migrations.statements import Statement
+from pytest_tenantdb.migrations.steps import names_table, source_words
 from pytest_tenantdb.schema import Schema, Table
 from pytest_tenantdb.sqltext import parse_statement
 
@@ -172,19 +172,13 @@ class StepContext:
         so on the checker's empty tables they run no statement to see."""
         if self.hand_written:
             return False
-        lower = table.lower()
-        model = lower.split("_", 1)[-1]  # Django stores model Foo of app bar as bar_foo
         words = self._source_words
-        return any(v in words for v in verbs) and bool({lower, model} & words)
+        return any(v in words for v in verbs) and names_table(words, table)
 
     @functools.cached_property
     def _source_words(self) -> frozenset[str]:
         """The words of a Python-driven step's own source (its operations name what it drops)."""
-        try:
-            text = Path(self.step.path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return frozenset()
-        return frozenset(w.lower() for w in re.findall(r"[A-Za-z_]\w*", text))
+        return source_words(self.step.path) or frozenset()
 
     @property
     def hand_written(self) -> bool:
