@@ -69,6 +69,11 @@ class CheckFailure(TenantDBError):
         self.check = check
 
 
+class LockMissing(TenantDBError):
+    """There is no lock file, so nothing is known to be released: the ``history`` check skips
+    (fails under ``CI``) with how to write one."""
+
+
 class QueryParameterError(TenantDBError):
     """A query mixes positional (``?``) and named parameters in a way Python's ``sqlite3``
     cannot bind: it takes either a sequence or a mapping, never both."""

@@ -158,19 +158,35 @@ def test_bad_replay_files(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*check '0042_nope::upgrade' does not exist*"])
 
 
-def test_lock_is_written_when_missing_and_updated_on_request(pytester: pytest.Pytester) -> None:
+def test_lock_is_written_only_on_request_and_a_missing_one_fails_under_ci(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = _project(pytester, "edited_released_step")
-    (project.path / "tenantdb.lock").unlink()
-    project.runpytest("-q", "-k", "history").assert_outcomes(passed=1)
-    lock = (project.path / "tenantdb.lock").read_text()
+    lock_file = project.path / "tenantdb.lock"
+    lock_file.unlink()
+    monkeypatch.delenv("CI")
+    result = project.runpytest("-q", "-rs", "-k", "history")
+    result.assert_outcomes(skipped=1)  # on a laptop: steps may still be written, nothing locked
+    result.stdout.fnmatch_lines(["*no lock file*run `tenantdb lock`*--tenantdb-update-lock*"])
+    assert not lock_file.exists()  # a test run never writes it
+    monkeypatch.setenv("CI", "true")
+    result = project.runpytest("-q", "-k", "history")
+    result.assert_outcomes(failed=1)  # in CI a gate without a lock would pass forever
+    result.stdout.fnmatch_lines(["*no lock file*commit the file*"])
+    project.runpytest("-q", "-k", "history", "--tenantdb-update-lock").assert_outcomes(passed=1)
+    lock = lock_file.read_text()
     assert "0005 index_notes_by_project" in lock and lock.startswith("# tenantdb.lock")
     shutil.copy(EXAMPLE / "migrations" / "0005_index_notes_by_project.sql", project.path / "migrations")
-    project.runpytest("-q", "-k", "history").assert_outcomes(failed=1)
+    result = project.runpytest("-q", "-k", "history")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(  # both ways out: a new step, or accepting an unreleased edit
+        ["*0005_index_notes_by_project was edited*revert the edit and add a new step, or*tenantdb lock*"]
+    )
     project.runpytest("-q", "-k", "history", "--tenantdb-update-lock").assert_outcomes(passed=1)
     project.runpytest("-q", "-k", "history").assert_outcomes(passed=1)
-    (project.path / "tenantdb.lock").write_text("garbage line\n")
+    lock_file.write_text("garbage line\n")
     project.runpytest("-q", "-k", "history").assert_outcomes(failed=1)
-    (project.path / "tenantdb.lock").write_bytes(b"0001 a \xff\xfe\n")  # not UTF-8: said, not a traceback
+    lock_file.write_bytes(b"0001 a \xff\xfe\n")  # not UTF-8: said, not a traceback
     result = project.runpytest("-q", "-k", "history")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*cannot read the lock file*restore it from git*"])
@@ -185,7 +201,6 @@ def test_checks_are_off_unless_asked(pytester: pytest.Pytester) -> None:
     project.runpytest("-q").assert_outcomes(passed=1)
     result = project.runpytest("-q", "--tenantdb-checks", "-k", "0001")
     result.assert_outcomes(passed=4)  # upgrade, data_kept, round_trip, compatible of step 1
-    assert "tenantdb.lock" in [p.name for p in project.path.iterdir()]
 
 
 def test_window_and_bad_settings(pytester: pytest.Pytester) -> None:
