@@ -143,16 +143,17 @@ def _explain(code: str) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from pytest_tenantdb.lint.baseline import check_baseline_target, read_baseline, write_baseline
-    from pytest_tenantdb.lint.config import load_config, project_cache, unwritable
+    from pytest_tenantdb.lint.baseline import check_baseline_target, without_known, write_baseline
+    from pytest_tenantdb.lint.config import cli_settings, load_config, project_cache, unwritable
     from pytest_tenantdb.lint.engine import lint_project
-    from pytest_tenantdb.lint.findings import FORMATS, fingerprint, relocated
+    from pytest_tenantdb.lint.findings import FORMATS, relocated
     from pytest_tenantdb.lint.gitbase import repository_root
 
     if args.write_baseline is not None:
         check_baseline_target(args.write_baseline)
+    settings = cli_settings(args.path, since=args.since, ignore=tuple(args.ignore))
     with tempfile.TemporaryDirectory(prefix="tenantdb-check-") as tmp:
-        cache = project_cache(args.path)
+        cache = project_cache(settings)
         problem = unwritable(cache)
         if problem is not None:  # a read-only checkout is still checked, only nothing is reused
             print(
@@ -161,7 +162,7 @@ def _check(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             cache = Path(tmp) / "cache"
-        project = load_config(args.path, since=args.since, ignore=args.ignore, cache=cache)
+        project = load_config(settings, cache=cache)
         queries, options = project.queries, project.options
         moved: dict[Path, Path] = {}
         if args.base:
@@ -172,13 +173,14 @@ def _check(args: argparse.Namespace) -> int:
 
             root_path = args.path.resolve()
             head = base_head(root_path, args.base, Path(project.migrations.origin).resolve())
-            options = replace(options, since=head)
+            options = replace(options, since=max(options.since, head))
             folder = queries.folder if queries is not None else None
             base_folder = (
                 base_queries(root_path, args.base, folder.folder.resolve(), Path(tmp)) if folder else None
             )
             tagged = {head: base_python(root_path, args.base, tuple(p.resolve() for p in project.python))}
-            queries = QuerySources(base_folder, tagged if project.python else {})
+            based = QuerySources(base_folder, tagged if project.python else {})
+            queries = based if based else None  # no old code known at REF: not "none runs"
             if base_folder is not None and folder is not None:
                 moved[Path(tmp).resolve() / "queries"] = folder.folder.resolve()
         findings = lint_project(project.migrations, project.templates, queries, options)
@@ -191,10 +193,7 @@ def _check(args: argparse.Namespace) -> int:
             f"wrote {len(findings)} finding(s) to {args.write_baseline}; commit it, pass --baseline to ignore them"
         )
         return 0
-    baseline = args.baseline or project.baseline
-    if baseline is not None:
-        known = read_baseline(baseline)
-        findings = [f for f in findings if fingerprint(f, root) not in known]
+    findings = without_known(findings, args.baseline or project.baseline, root)
     print(FORMATS[args.format](findings))
     # notes say what was not checked, they do not fail the gate
     return Exit.FINDINGS if any(f.severity != "note" for f in findings) else Exit.OK

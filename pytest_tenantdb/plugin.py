@@ -6,7 +6,6 @@ everything is imported inside the fixtures that need it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +17,9 @@ from pytest_tenantdb.settings import OPTIONS, Settings
 if TYPE_CHECKING:
     from collections.abc import Generator
 
+    from pytest_tenantdb.factory import TenantDBFactory
     from pytest_tenantdb.fleet.fleet import FleetBuilder, Tenant
     from pytest_tenantdb.fleet.report import FleetReport
-    from pytest_tenantdb.fleet.templates import TemplateCache
     from pytest_tenantdb.migrations import MigrationSet
 
 REPORT_PROPERTY = "tenantdb_fleet_report"
@@ -31,8 +30,8 @@ CHECKS_KEY = pytest.StashKey[Any]()  # the built-in checks' collector, once coll
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tenantdb", "tenant databases (pytest-tenantdb)")
-    for option in OPTIONS:
-        if option.kind is bool or option.name == "checks":
+    for option in (o for o in OPTIONS if o.pytest):
+        if not option.flag_takes_value:
             group.addoption(
                 option.flag,
                 action="store_const",
@@ -42,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             )
         else:
             group.addoption(option.flag, default=None, help=f"{option.help} (ini: {option.ini})")
-        parser.addini(option.ini, f"{option.help} (default: {option.default})", default=None)
+        parser.addini(option.ini, f"{option.help} (default: {option.default!r})", default=None)
     group.addoption(
         "--tenantdb-replay",
         metavar="FILE",
@@ -120,30 +119,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     recorder, path = entry
     recorder.uninstall()
+    from pytest_tenantdb.factory import load_migrations
+
     try:
-        version = load_migrations(Settings.from_config(config), None, Path(config.rootpath)).head
+        version = load_migrations(Settings.from_config(config)).head
     except TenantDBError:
         version = 0
     recorder.save(path, version)
 
 
-def load_migrations(settings: Settings, path: Path | None, root: Path | None) -> MigrationSet:
-    """The migration set of ``path`` (default: the settings'), with the settings' base and
-    Django settings module (Django reads it from the environment, as pytest-django sets it)."""
-    from pytest_tenantdb.migrations import MigrationSet
-
-    if settings.django_settings:
-        os.environ["DJANGO_SETTINGS_MODULE"] = settings.django_settings
-    return MigrationSet.from_path(path or settings.migrations, base=settings.base or None, root=root)
-
-
 def _factory(config: pytest.Config) -> TenantDBFactory:
-    """The session's factory, made once (by the first fixture or by check collection)."""
+    """The session's factory, made once (by the first fixture or by check collection). Its
+    scratch folder is this run's own temporary folder, removed when pytest ends; templates are
+    kept in pytest's cache (``cache_dir``) between runs."""
     if FACTORY_KEY not in config.stash:
-        tmp_path_factory = getattr(config, "_tmp_path_factory", None) or pytest.TempPathFactory.from_config(
-            config, _ispytest=True
-        )
-        config.stash[FACTORY_KEY] = TenantDBFactory.from_config(config, tmp_path_factory)
+        import shutil
+        import tempfile
+
+        from pytest_tenantdb.factory import TenantDBFactory
+
+        settings = Settings.from_config(config)
+        scratch = Path(tempfile.mkdtemp(prefix="tenantdb-scratch-"))
+        config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
+        cache = getattr(config, "cache", None)
+        cache_dir = Path(cache.mkdir("tenantdb")) / "templates" if cache is not None else scratch / "templates"
+        config.stash[FACTORY_KEY] = TenantDBFactory(settings, cache_dir, scratch)
     return config.stash[FACTORY_KEY]
 
 
@@ -164,7 +164,7 @@ def pytest_collection_modifyitems(
             session,
             name="tenantdb",
             nodeid="tenantdb",
-            context_factory=lambda: build_context(factory, settings, Path(config.rootpath)),
+            context_factory=lambda: build_context(factory, settings),
             lock=settings.lock,
             update_lock=bool(config.getoption("--tenantdb-update-lock", default=False)),
             hsettings=lambda: hypothesis_settings(config, settings.examples),
@@ -181,52 +181,6 @@ def pytest_collection_modifyitems(
     if replay:
         items[:] = []
     items.extend(checks)
-
-
-class TenantDBFactory:
-    """Session-wide: loads migration sets and template caches once (like pytest's TempPathFactory)."""
-
-    def __init__(
-        self, settings: Settings, cache_dir: Path, scratch_dir: Path, root: Path | None = None
-    ) -> None:
-        self.settings = settings
-        self.root = root
-        self.cache_dir = cache_dir
-        self.scratch_dir = scratch_dir
-        self._sets: dict[Path, MigrationSet] = {}
-        self._caches: dict[tuple[Path, str], TemplateCache] = {}
-
-    @classmethod
-    def from_config(cls, config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> TenantDBFactory:
-        settings = Settings.from_config(config)
-        scratch = tmp_path_factory.mktemp("tenantdb-scratch", numbered=True)
-        cache = getattr(config, "cache", None)
-        cache_dir = (
-            Path(cache.mkdir("tenantdb")) / "templates" if cache is not None else scratch / "templates"
-        )
-        return cls(settings, cache_dir, scratch, Path(config.rootpath))
-
-    def migrations(self, path: Path) -> MigrationSet:
-
-        path = path.resolve()
-        if path not in self._sets:
-            self._sets[path] = load_migrations(self.settings, path, self.root)
-        return self._sets[path]
-
-    def templates(self, settings: Settings) -> TemplateCache:
-        from pytest_tenantdb.fleet.templates import TemplateCache
-        from pytest_tenantdb.versioning import version_store
-
-        key = (settings.migrations.resolve(), settings.versioning)
-        if key not in self._caches:
-            migrations = self.migrations(settings.migrations)
-            self._caches[key] = TemplateCache(
-                self.cache_dir,
-                migrations,
-                version_store(settings.versioning, migrations),
-                scratch=self.scratch_dir,
-            )
-        return self._caches[key]
 
 
 def _marker_settings(request: pytest.FixtureRequest, base: Settings) -> tuple[Settings, dict[str, Any]]:

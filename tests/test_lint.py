@@ -325,7 +325,7 @@ def test_severity_overrides(project: Callable[[str], Path], capsys: pytest.Captu
     assert found == {"TDB102": "error", "TDB201": "error", "TDB112": "error"}
     (root / "pyproject.toml").write_text('[tool.tenantdb.severity]\nTDB112 = "fatal"\n')
     assert main(["check", str(root)]) == 2
-    assert "maps rule codes" in capsys.readouterr().err
+    assert 'has TDB112 = "fatal"; expected a table: rule codes mapped to' in capsys.readouterr().err
 
 
 def test_findings_cache_is_reused_and_invalidated(
@@ -357,7 +357,9 @@ def test_query_window(project: Callable[[str], Path], capsys: pytest.CaptureFixt
         ("TDB201", "0001.sql", "0003_contract")
     ]
     assert "app version 1" in found[0]["message"]
-    (root / "pyproject.toml").write_text("[tool.tenantdb]\nwindow = 0\n")
+    (root / "pyproject.toml").write_text('[tool.tenantdb]\nqueries = "queries"\nwindow = 0\n')
+    assert _codes(root, capsys) == []  # no earlier version live: no old code to break
+    (root / "pyproject.toml").write_text("[tool.tenantdb]\nwindow = -1\n")
     assert main(["check", str(root)]) == 2
 
 

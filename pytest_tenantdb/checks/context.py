@@ -24,7 +24,7 @@ from pytest_tenantdb.migrations.alembic import AlembicStep, recorded_calls
 from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.migrations.steps import names_table, source_words
 from pytest_tenantdb.migrations.tracing import traced
-from pytest_tenantdb.queries import QueryFolder
+from pytest_tenantdb.queries import QueryFolder, QuerySources
 from pytest_tenantdb.schema import Schema, SchemaDiff
 from pytest_tenantdb.sqltext import name_words
 from pytest_tenantdb.versioning import TABLES
@@ -48,6 +48,9 @@ class CheckContext:
     app_code: dict[int, list[Callable[[sqlite3.Connection], object]]] = field(default_factory=dict)
     recorded: dict[int, list[str]] = field(default_factory=dict)
     lint_options: LintOptions = field(default_factory=LintOptions)
+    lint_queries: QueryFolder | QuerySources | None = None  # the checker's old code (settings.lint_queries)
+    lint_baseline: Path | None = None  # known findings, not reported again
+    project_root: Path = Path(".")  # the baseline's paths are relative to its repository
     _findings: list[Finding] | None = None
     _schemas: dict[int, Schema] = field(default_factory=dict)
     _by_sql: dict[tuple[tuple[str, ...], ...], Schema] = field(default_factory=dict)
@@ -230,9 +233,13 @@ class CheckContext:
     def lint_findings(self) -> list[Finding]:
         """``tenantdb check``'s findings for the whole set, computed once."""
         if self._findings is None:
+            from pytest_tenantdb.lint.baseline import without_known
             from pytest_tenantdb.lint.engine import lint_project
+            from pytest_tenantdb.lint.gitbase import repository_root
 
-            self._findings = lint_project(self.migrations, self.templates, self.queries, self.lint_options)
+            found = lint_project(self.migrations, self.templates, self.lint_queries, self.lint_options)
+            root = repository_root(self.project_root.resolve())
+            self._findings = without_known(found, self.lint_baseline, str(root))
         return self._findings
 
     def snapshot_schema(self) -> Schema:

@@ -30,14 +30,14 @@ from pytest_tenantdb.errors import (
     TemplateBuildError,
     TenantDBError,
 )
-from pytest_tenantdb.lint.config import lint_options
+from pytest_tenantdb.lint.config import lint_options, lint_queries
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.settings import Settings
 
 if TYPE_CHECKING:
     from hypothesis import settings as HypothesisSettings
 
-    from pytest_tenantdb.plugin import TenantDBFactory
+    from pytest_tenantdb.factory import TenantDBFactory
 
 PROFILE_CI = "tenantdb-ci"
 PROFILE_DEV = "tenantdb-dev"
@@ -65,7 +65,7 @@ def schema_snapshot(spec: str, rootdir: Path) -> Callable[[sqlite3.Connection], 
     return create
 
 
-def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -> CheckContext:
+def build_context(factory: TenantDBFactory, settings: Settings) -> CheckContext:
     for module in settings.app_modules.replace(",", " ").split():
         try:
             importlib.import_module(module)
@@ -80,7 +80,7 @@ def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -
         else StepCoverage(measured_files(migrations, app_code), minimum),
         templates=factory.templates(settings),
         queries=QueryFolder(settings.queries) if settings.queries else None,
-        schema_snapshot=schema_snapshot(settings.schema, rootdir) if settings.schema else None,
+        schema_snapshot=schema_snapshot(settings.schema, settings.root) if settings.schema else None,
         snapshot_origin=settings.schema,
         failures_dir=settings.failures,
         max_rows=settings.max_rows,
@@ -88,7 +88,10 @@ def build_context(factory: TenantDBFactory, settings: Settings, rootdir: Path) -
         schema_compare=settings.schema_compare,
         app_code={v: list(fns) for v, fns in REGISTRY.items()},
         recorded=load_recorded(settings.recorded) if settings.recorded else {},
-        lint_options=lint_options(rootdir, migrations),
+        lint_options=lint_options(settings, migrations),
+        lint_queries=lint_queries(settings, migrations),
+        lint_baseline=settings.baseline,
+        project_root=settings.root,
     )
 
 

@@ -49,3 +49,12 @@ def read_baseline(path: Path) -> set[str]:
         return {str(entry) for entry in data["findings"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: not a baseline file ({exc}); write one with --write-baseline") from exc
+
+
+def without_known(findings: Sequence[Finding], path: Path | None, root: str) -> list[Finding]:
+    """``findings`` less those the baseline at ``path`` lists (all of them when there is none);
+    ``root`` is the repository's top folder the baseline's paths are relative to."""
+    if path is None:
+        return list(findings)
+    known = read_baseline(path)
+    return [f for f in findings if fingerprint(f, root) not in known]

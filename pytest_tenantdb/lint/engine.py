@@ -59,7 +59,7 @@ def lint_project(
     for step in migrations:
         if step.version > options.since:
             app = queries.for_version(previous) if queries else []
-            old_code = [q.sql for q in app] if queries else None
+            old_code = [q.sql for q in app] if queries is not None else None
             key = _cache_key(migrations, step, app, queries is not None, options.window)
             cached = _load(cache / f"{key}.json")
             if cached is not None:  # the same step, schema and old code as a previous run
@@ -251,7 +251,7 @@ def lint_static(
         schemas[step.version] = after
         if step.version > options.since:
             app = queries.for_version(previous) if queries else []
-            old_code = [q.sql for q in app] if queries else None
+            old_code = [q.sql for q in app] if queries is not None else None
             findings += lint_step(step, schema, after, old_code, options.dialect)
             findings += [
                 finding(
