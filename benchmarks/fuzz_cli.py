@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pytest_tenantdb.cli import main
 from pytest_tenantdb.exits import Exit
-from pytest_tenantdb.lint.pyproject import SCHEMA
+from pytest_tenantdb.settings import BY_NAME as SCHEMA
 from pytest_tenantdb.lint.rules import RULES
 
 SIZES = {"smoke": 50, "full": 5000}

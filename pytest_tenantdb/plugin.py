@@ -142,7 +142,9 @@ def _factory(config: pytest.Config) -> TenantDBFactory:
         scratch = Path(tempfile.mkdtemp(prefix="tenantdb-scratch-"))
         config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
         cache = getattr(config, "cache", None)
-        cache_dir = Path(cache.mkdir("tenantdb")) / "templates" if cache is not None else scratch / "templates"
+        cache_dir = (
+            Path(cache.mkdir("tenantdb")) / "templates" if cache is not None else scratch / "templates"
+        )
         config.stash[FACTORY_KEY] = TenantDBFactory(settings, cache_dir, scratch)
     return config.stash[FACTORY_KEY]
 

@@ -211,7 +211,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", "worker processes for fleet.migrate()", 1, _integer(1)),
     Option("seed", "seed for fake tenant data", 0, _integer(None)),
     Option("variants", "distinct seeded templates per version and size class", 2, _integer(1)),
-    Option("busy_timeout", "seconds to wait for a locked tenant database", 5.0, Kind("a number >= 0", _seconds)),
+    Option(
+        "busy_timeout", "seconds to wait for a locked tenant database", 5.0, Kind("a number >= 0", _seconds)
+    ),
     Option("schema", "how new tenants are created: a schema.sql file or module:function(conn)", ""),
     Option("failures", "where minimal failing tenants are saved as SQL", ".tenantdb/failures", PATH),
     Option("examples", "hypothesis examples per check (0: the tenantdb profile's)", 0, _integer(0)),
@@ -344,7 +346,8 @@ class Settings:
         written += [o.split("=", 1)[0].strip() for o in config.getoption("override_ini", default=None) or []]
         where = f"pytest's configuration ({config.inipath})" if config.inipath else "pytest's configuration"
         unknown_keys(where, [k for k in written if str(k).startswith("tenantdb")], ini_keys())
-        ini = {o.name: config.getini(o.ini) or None for o in OPTIONS if o.pytest}
+        # a key written empty (-o tenantdb_queries=) clears the table's value
+        ini = {o.name: config.getini(o.ini) or "" for o in OPTIONS if o.pytest and o.ini in written}
         flags = {o.name: config.getoption(o.flag, default=None) for o in OPTIONS if o.pytest}
         return cls.load(
             Path(config.rootpath),
@@ -380,5 +383,6 @@ def _parse(option: Option, raw: object, typed: bool, where: Callable[[Option, ob
     try:
         return option.kind.parse(raw, typed)
     except _Wrong as wrong:
-        raise ConfigError(f"{where(option, raw)} {wrong}; expected {option.kind.expected}: {option.help}") from None
-
+        raise ConfigError(
+            f"{where(option, raw)} {wrong}; expected {option.kind.expected}: {option.help}"
+        ) from None

@@ -210,7 +210,7 @@ def test_window_and_bad_settings(pytester: pytest.Pytester) -> None:
     assert "every_path::from_0008" not in ids
     result = project.runpytest("--co", "-q", "--tenantdb-window", "last")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*tenantdb_window must be a number of steps back or 'all'*"])
+    result.stderr.fnmatch_lines(["*--tenantdb-window last is neither a number of versions nor 'all'*"])
     result = project.runpytest("--co", "-q", "--tenantdb-queries", "nowhere")
     result.stderr.fnmatch_lines(["*queries folder */nowhere does not exist*"])
 

@@ -133,10 +133,18 @@ def test_missing_migrations_folder_is_a_clear_fixture_error(project: pytest.Pyte
             "",
             "*--tenantdb-workers many is not an integer; expected an integer >= 1*",
         ),
-        ((), "tenantdb_versioning = flyway", "*tenantdb_versioning = flyway (pytest ini) is not one of auto*"),
+        (
+            (),
+            "tenantdb_versioning = flyway",
+            "*tenantdb_versioning = flyway (pytest ini) is not one of auto*",
+        ),
         (("-o", "tenantdb_checks=maybe"), "", "*tenantdb_checks = maybe (pytest ini) is not true or false*"),
         ((), "tenantdb_check = true", "*unknown key 'tenantdb_check' (did you mean 'tenantdb_checks'?)*"),
-        (("-o", "tenantdb_exampels=3"), "", "*unknown key 'tenantdb_exampels' (did you mean 'tenantdb_examples'?)*"),
+        (
+            ("-o", "tenantdb_exampels=3"),
+            "",
+            "*unknown key 'tenantdb_exampels' (did you mean 'tenantdb_examples'?)*",
+        ),
     ],
 )
 def test_bad_settings_stop_the_run_with_a_usage_error(

@@ -17,15 +17,15 @@ from pytest_tenantdb.checks.recorded import Recording, ReplayedStep, schema_key,
 from pytest_tenantdb.checks.step_coverage import StepCoverage
 from pytest_tenantdb.errors import SchemaDifferenceWarning, StepFailure
 from pytest_tenantdb.fleet.templates import TemplateCache
-from pytest_tenantdb.lint.engine import LintOptions
 from pytest_tenantdb.lint.findings import Finding
 from pytest_tenantdb.migrations import Direction, MigrationSet, SqlStep, Step
 from pytest_tenantdb.migrations.alembic import AlembicStep, recorded_calls
 from pytest_tenantdb.migrations.runner import run_plan
 from pytest_tenantdb.migrations.steps import names_table, source_words
 from pytest_tenantdb.migrations.tracing import traced
-from pytest_tenantdb.queries import QueryFolder, QuerySources
+from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.schema import Schema, SchemaDiff
+from pytest_tenantdb.settings import Settings
 from pytest_tenantdb.sqltext import name_words
 from pytest_tenantdb.versioning import TABLES
 
@@ -47,10 +47,8 @@ class CheckContext:
     step_coverage: StepCoverage | None = None
     app_code: dict[int, list[Callable[[sqlite3.Connection], object]]] = field(default_factory=dict)
     recorded: dict[int, list[str]] = field(default_factory=dict)
-    lint_options: LintOptions = field(default_factory=LintOptions)
-    lint_queries: QueryFolder | QuerySources | None = None  # the checker's old code (settings.lint_queries)
-    lint_baseline: Path | None = None  # known findings, not reported again
-    project_root: Path = Path(".")  # the baseline's paths are relative to its repository
+    # the project's settings, read by the checker as `tenantdb check` reads them (lint/config.py)
+    lint_settings: Settings | None = None
     _findings: list[Finding] | None = None
     _schemas: dict[int, Schema] = field(default_factory=dict)
     _by_sql: dict[tuple[tuple[str, ...], ...], Schema] = field(default_factory=dict)
@@ -234,12 +232,20 @@ class CheckContext:
         """``tenantdb check``'s findings for the whole set, computed once."""
         if self._findings is None:
             from pytest_tenantdb.lint.baseline import without_known
-            from pytest_tenantdb.lint.engine import lint_project
+            from pytest_tenantdb.lint.config import lint_options, lint_queries
+            from pytest_tenantdb.lint.engine import LintOptions, lint_project
             from pytest_tenantdb.lint.gitbase import repository_root
 
-            found = lint_project(self.migrations, self.templates, self.lint_queries, self.lint_options)
-            root = repository_root(self.project_root.resolve())
-            self._findings = without_known(found, self.lint_baseline, str(root))
+            settings = self.lint_settings
+            if settings is None:
+                self._findings = lint_project(self.migrations, self.templates, self.queries, LintOptions())
+                return self._findings
+            options = lint_options(settings, self.migrations)
+            found = lint_project(
+                self.migrations, self.templates, lint_queries(settings, self.migrations), options
+            )
+            root = repository_root(settings.root.resolve())
+            self._findings = without_known(found, settings.baseline, str(root))
         return self._findings
 
     def snapshot_schema(self) -> Schema:

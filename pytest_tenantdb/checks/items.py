@@ -30,7 +30,6 @@ from pytest_tenantdb.errors import (
     TemplateBuildError,
     TenantDBError,
 )
-from pytest_tenantdb.lint.config import lint_options, lint_queries
 from pytest_tenantdb.queries import QueryFolder
 from pytest_tenantdb.settings import Settings
 
@@ -88,10 +87,7 @@ def build_context(factory: TenantDBFactory, settings: Settings) -> CheckContext:
         schema_compare=settings.schema_compare,
         app_code={v: list(fns) for v, fns in REGISTRY.items()},
         recorded=load_recorded(settings.recorded) if settings.recorded else {},
-        lint_options=lint_options(settings, migrations),
-        lint_queries=lint_queries(settings, migrations),
-        lint_baseline=settings.baseline,
-        project_root=settings.root,
+        lint_settings=settings,
     )
 
 

@@ -57,7 +57,12 @@ def lint_options(settings: Settings, migrations: MigrationSet) -> LintOptions:
     size = settings.window_size
     window = len(migrations) + 1 if size is None else size
     return LintOptions(
-        since, frozenset(settings.ignore), frozenset(settings.select), settings.dialect, window, settings.severity
+        since,
+        frozenset(settings.ignore),
+        frozenset(settings.select),
+        settings.dialect,
+        window,
+        settings.severity,
     )
 
 
@@ -132,7 +137,11 @@ def load_config(settings: Settings, *, cache: Path | None = None) -> LintProject
         version_store(settings.versioning, migrations),
     )
     return LintProject(
-        settings, migrations, templates, lint_queries(settings, migrations), lint_options(settings, migrations)
+        settings,
+        migrations,
+        templates,
+        lint_queries(settings, migrations),
+        lint_options(settings, migrations),
     )
 
 
