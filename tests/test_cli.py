@@ -550,3 +550,42 @@ def test_an_explicit_path_is_used_as_given(
     monkeypatch.chdir(_nested(project))
     code, _, err = _cli(["check", "."], capsys)
     assert code == 2 and "cannot load migrations from 'migrations'" in err and "note:" not in err
+
+
+def test_postgres_findings_keep_identifiers_as_written(
+    write_migrations, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """The DDL model of postgres folds names to compare them, not to show them; a statement may
+    spell a name in another case than its CREATE (``ALTER TABLE useraccounts``)."""
+    write_migrations(
+        {
+            "0001_init.sql": (
+                "CREATE TABLE UserAccounts (Id INTEGER PRIMARY KEY, createdAt TEXT, displayName TEXT, OrgId INT);\n"
+                "CREATE TABLE Orgs (OrgId INTEGER PRIMARY KEY, OrgName TEXT);\n"
+            ),
+            "0002_change.sql": (
+                "ALTER TABLE useraccounts RENAME COLUMN CREATEDAT TO created_at;\n"
+                "ALTER TABLE USERACCOUNTS DROP COLUMN displayname;\n"
+                "ALTER TABLE Orgs ADD COLUMN Id INT;\n"
+            ),
+        }
+    )
+    (tmp_path / "queries").mkdir()
+    (tmp_path / "queries" / "0001.sql").write_text(
+        "SELECT displayName FROM UserAccounts;\n"
+        "SELECT OrgName FROM UserAccounts JOIN Orgs ON Orgs.OrgId = UserAccounts.OrgId WHERE Id = $1;\n"
+        "SELECT Nope FROM UserAccounts;\n"
+        "SELECT * FROM Missing;\n"
+    )
+    (tmp_path / "pyproject.toml").write_text('[tool.tenantdb]\ndialect = "postgres"\nqueries = "queries"\n')
+    code, out, _ = _cli(["check", str(tmp_path)], capsys)
+    assert code == 1
+    for message in (
+        "column UserAccounts.createdAt is renamed to created_at in place",
+        "column UserAccounts.displayName is dropped; old code still uses it",
+        "no such column: displayName",
+        "ambiguous column name: Id",
+        "no such column: Nope",
+        "no such table: Missing",
+    ):
+        assert message in out, message
