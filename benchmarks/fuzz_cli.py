@@ -233,7 +233,18 @@ DEMO_OPTIONS: dict[str, list[str]] = {
     "--versioning": ["auto", "user_version", "table", "alembic", "x"],
     "--json": [],
 }
-WORDS_OF_ARGV = ["check", "versions", "explain", "demo", "--help", "-h", "--version", "--debug", "--", *CHECK_OPTIONS]
+WORDS_OF_ARGV = [
+    "check",
+    "versions",
+    "explain",
+    "demo",
+    "--help",
+    "-h",
+    "--version",
+    "--debug",
+    "--",
+    *CHECK_OPTIONS,
+]
 
 
 def garbage(rng: random.Random) -> str:

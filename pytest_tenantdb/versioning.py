@@ -203,7 +203,7 @@ def version_store(
         if migrations.versioning != name:
             raise ConfigError(
                 f"{setting}{' ' if setting.startswith('-') else ' = '}{name} keeps {name.title()}'s own table, but {migrations.origin} is "
-                f"not a {name.title()} history; use auto, user_version or table."
+                f"not {'an' if name == 'alembic' else 'a'} {name.title()} history; use auto, user_version or table."
             )
         return AlembicStore(migrations) if name == "alembic" else DjangoStore(migrations)
     raise ConfigError(f"{setting} must be one of {list(STORES)}, not {name!r}")
