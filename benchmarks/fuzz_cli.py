@@ -220,7 +220,7 @@ CHECK_OPTIONS: dict[str, list[str]] = {
     "--format": ["text", "json", "github", "sarif", "junit", "xml"],
     "--baseline": FILE_ARGS,
     "--write-baseline": FILE_ARGS,
-    "--since": ["0", "1", "head", "head-1", "head-99", "abc", "-1", "", "users"],
+    "--since": ["0", "1", "head", "head-1", "HEAD-1", "head~1", "head-99", "abc", "-1", "", "users"],
     "--ignore": [*RULE_CODES[:3], "TDB999", "tdb102", ""],
     "--base": ["HEAD", "main", "", "-x"],
     "--debug": [],
@@ -233,7 +233,18 @@ DEMO_OPTIONS: dict[str, list[str]] = {
     "--versioning": ["auto", "user_version", "table", "alembic", "x"],
     "--json": [],
 }
-WORDS_OF_ARGV = ["check", "versions", "explain", "demo", "--help", "-h", "--debug", "--", *CHECK_OPTIONS]
+WORDS_OF_ARGV = [
+    "check",
+    "versions",
+    "explain",
+    "demo",
+    "--help",
+    "-h",
+    "--version",
+    "--debug",
+    "--",
+    *CHECK_OPTIONS,
+]
 
 
 def garbage(rng: random.Random) -> str:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from pytest_tenantdb.exits import DEBUG_ENV, Exit, ParserExit, debug_requested, run_guarded
+from pytest_tenantdb.exits import DEBUG_ENV, Exit, ParserExit, debug_requested, package_version, run_guarded
+from pytest_tenantdb.migrations import VERSION_SYNTAX
 from pytest_tenantdb.settings import STORES
 
 if TYPE_CHECKING:
@@ -59,23 +60,35 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tenantdb", description="Test migrations of per-tenant SQLite databases.")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {package_version()}",
+        help="print the version and exit",
+    )
     debug_help = f"on an internal error, show the traceback (or set {DEBUG_ENV}=1)"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     common = _Parser(add_help=False)  # so --debug also works after the command
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # none: the help, exit 0
 
     check = sub.add_parser(
         "check", parents=[common], help="lint migrations and old queries for backward compatibility"
     )
-    check.add_argument("path", type=Path, nargs="?", default=Path("."), help="project folder (default: .)")
+    check.add_argument(
+        "path",
+        type=Path,
+        nargs="?",
+        help="project folder (default: the nearest folder up from here whose pyproject.toml has "
+        "[tool.tenantdb], else the nearest with a pyproject.toml, else .)",
+    )
     check.add_argument("--format", choices=["text", "json", "github", "sarif", "junit"], default="text")
     check.add_argument("--baseline", type=Path, help="ignore the findings listed in this file")
     check.add_argument(
         "--write-baseline", type=Path, metavar="FILE", help="record the current findings and exit 0"
     )
     check.add_argument(
-        "--since", help="only steps newer than this version (a number, head-N or a step's name)"
+        "--since", metavar="VERSION", help=f"only steps newer than this version ({VERSION_SYNTAX})"
     )
     check.add_argument(
         "--base",
@@ -117,10 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    from rich.console import Console
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `tenantdb`: what it can do, not a usage error
+        parser.print_help(sys.stdout)
+        return Exit.OK
+    from pytest_tenantdb.console import make_console
 
-    console = Console(stderr=False, highlight=False, quiet=getattr(args, "json", False))
+    console = make_console(quiet=getattr(args, "json", False))
     if args.command == "versions":
         return _versions(console, args.migrations)
     if args.command == "check":
@@ -149,6 +166,8 @@ def _check(args: argparse.Namespace) -> int:
     from pytest_tenantdb.lint.findings import FORMATS, relocated
     from pytest_tenantdb.lint.gitbase import repository_root
 
+    if args.path is None:
+        args.path = find_project(Path.cwd())
     if args.write_baseline is not None:
         check_baseline_target(args.write_baseline)
     settings = cli_settings(args.path, since=args.since, ignore=tuple(args.ignore))
@@ -199,6 +218,45 @@ def _check(args: argparse.Namespace) -> int:
     return Exit.FINDINGS if any(f.severity != "note" for f in findings) else Exit.OK
 
 
+def find_project(start: Path) -> Path:
+    """The project ``tenantdb check`` reads when given no path: the nearest folder from ``start``
+    up whose pyproject.toml has a ``[tool.tenantdb]`` table, else the nearest with a
+    pyproject.toml, else ``start`` (as pytest finds its rootdir and ruff its configuration).
+    ``Path(".")`` when that is ``start``; else the folder, said in a note on stderr (stdout stays
+    the report, whatever its format)."""
+    start = start.absolute()
+    nearest: Path | None = None
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        if not pyproject.is_file():
+            continue
+        if _has_tenantdb_table(pyproject):
+            found, why = folder, "its pyproject.toml has [tool.tenantdb]"
+            break
+        nearest = nearest or folder
+    else:
+        if nearest is None:
+            return Path(".")
+        found, why = nearest, "the nearest pyproject.toml; none up from here has [tool.tenantdb]"
+    if found == start:
+        return Path(".")
+    print(f"note: checking the project in {found} ({why})", file=sys.stderr)
+    return found
+
+
+def _has_tenantdb_table(pyproject: Path) -> bool:
+    """True when ``pyproject`` has ``[tool.tenantdb]``, or cannot be read: then it is the
+    project, and reading it says what is wrong with it (not a folder further up)."""
+    import tomllib
+
+    try:
+        document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+        return True
+    tool = document.get("tool", {})
+    return not isinstance(tool, dict) or "tenantdb" in tool  # tool = 5: the project's own mistake
+
+
 def _versions(console: Console, spec: str) -> int:
     from rich.table import Table
 
@@ -217,7 +275,7 @@ def _versions(console: Console, spec: str) -> int:
     )
     table = Table(title=f"{migrations.origin}: head {migrations.head}, checksum {migrations.checksum[:12]}")
     for column in ("version", "step", "kind", "down", "transaction", "checksum"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a narrow terminal folds a name, never cuts it
     for step in migrations:
         table.add_row(
             str(step.version),
@@ -284,7 +342,9 @@ def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationS
     from pytest_tenantdb.fleet.templates import TemplateCache
     from pytest_tenantdb.versioning import version_store
 
-    templates = TemplateCache(workdir / "templates", migrations, version_store(args.versioning, migrations))
+    templates = TemplateCache(
+        workdir / "templates", migrations, version_store(args.versioning, migrations, "--versioning")
+    )
     builder = FleetBuilder(workdir / "tenants", templates, seed=args.seed, workers=args.workers)
     with console.status(f"building {args.count} tenants from templates..."):
         fleet = builder.build(args.count, _demo_mix(migrations))
@@ -334,7 +394,7 @@ def _print_report(console: Console, report: FleetReport, title: str) -> None:
     )
     console.print(table)
     for outcome in report.failed:
-        console.print(f"[red]{outcome.describe()}[/]", markup=True, highlight=False)
+        console.print(outcome.describe(), style="red")
     if report.failed:
         console.print("Each failed tenant was restored byte-identical from its backup; the others went on.")
 

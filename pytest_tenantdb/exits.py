@@ -67,12 +67,12 @@ class ParserExit(Exception):
 
 
 def _error(message: str) -> None:
-    from rich.console import Console
+    """``error: message`` on stderr: one line off a terminal, whatever its length."""
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]error:[/] {escape(message)}", markup=True
-    )
+    from pytest_tenantdb.console import make_console
+
+    make_console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True)
 
 
 def _silence_stdout() -> None:
@@ -98,7 +98,7 @@ def _internal(exc: BaseException, argv: list[str], debug: bool) -> None:
             "w", prefix="tenantdb-crash-", suffix=".txt", delete=False, encoding="utf-8"
         ) as report:
             report.write(
-                f"tenantdb {_version()}, Python {platform.python_version()}, {platform.platform()}\n"
+                f"tenantdb {package_version()}, Python {platform.python_version()}, {platform.platform()}\n"
             )
             report.write(f"argv: {argv}\n\n{text}")
     except OSError:
@@ -107,7 +107,8 @@ def _internal(exc: BaseException, argv: list[str], debug: bool) -> None:
     print(f"{head} with the traceback saved in {report.name}", file=sys.stderr)
 
 
-def _version() -> str:
+def package_version() -> str:
+    """The installed version of pytest-tenantdb (its metadata), for ``--version`` and reports."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

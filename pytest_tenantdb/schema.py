@@ -21,6 +21,7 @@ from pytest_tenantdb import database
 from pytest_tenantdb.sqltext import (
     ColumnCheck,
     affinity,
+    as_written,
     check_conditions,
     index_expressions,
     index_where,
@@ -95,10 +96,17 @@ class Index:
     @property
     def keys(self) -> tuple[str, ...]:
         """Each key column (or expression) with its order and collation, ``ASC``/``BINARY`` left
-        out as SQLite's defaults."""
+        out as SQLite's defaults; names in lower case, as SQLite compares them."""
+        return self._keys(written=False)
+
+    def _keys(self, *, written: bool) -> tuple[str, ...]:
         keys = []
         for n, column in enumerate(self.columns):
-            key = column.lower() if column else (self.expressions[n] if n < len(self.expressions) else "?")
+            if column:
+                key = column if written else column.lower()
+            else:
+                key = self.expressions[n] if n < len(self.expressions) else "?"
+                key = as_written(key, self.sql) if written else key
             if n < len(self.desc) and self.desc[n]:
                 key += " DESC"
             if n < len(self.collations) and self.collations[n].upper() != "BINARY":
@@ -111,8 +119,9 @@ class Index:
         return (self.table.lower(), self.keys, self.unique, self.where)
 
     def __str__(self) -> str:
-        text = ("UNIQUE " if self.unique else "") + f"ON {self.table} ({', '.join(self.keys)})"
-        return text + (f" WHERE {self.where}" if self.where else "")
+        """What the index does, its names spelled as written (``UNIQUE ON Users (Email)``)."""
+        text = ("UNIQUE " if self.unique else "") + f"ON {self.table} ({', '.join(self._keys(written=True))})"
+        return text + (f" WHERE {as_written(self.where, self.sql)}" if self.where else "")
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,10 @@ class Table:
         if len(pk) == 1 and pk[0].type.upper() == "INTEGER" and not self.without_rowid:
             return pk[0].name
         return None
+
+    def written(self, check: str) -> str:
+        """One of ``checks`` (normalised, lower case) as the CREATE TABLE spells it, for messages."""
+        return as_written(check, self.sql)
 
     def column_checks(self) -> dict[str, ColumnCheck]:
         """The simple CHECKs of each column, merged (range bounds, IN list, max length)."""
@@ -424,8 +437,8 @@ def _diff_table(old: Table, new: Table) -> list[Change]:
                 )
             )
     if sorted(old.checks) != sorted(new.checks):
-        before = _listed(f"CHECK ({c})" for c in old.checks)
-        after = _listed(f"CHECK ({c})" for c in new.checks)
+        before = _listed(f"CHECK ({old.written(c)})" for c in old.checks)
+        after = _listed(f"CHECK ({new.written(c)})" for c in new.checks)
         changes.append(Change("changed", f"table {old.name}", f"checks {before}  ->  {after}"))
     return changes
 

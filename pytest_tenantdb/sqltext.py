@@ -108,14 +108,44 @@ def _sqlglot() -> None:
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # fallbacks to Command are expected
 
 
-def normalised(expression: exp.Expr) -> str:
-    """One spelling of an expression: sqlglot's SQLite text, identifiers unquoted, lower case."""
+def normalised(expression: exp.Expr, *, lower: bool = True) -> str:
+    """One spelling of an expression: sqlglot's SQLite text, identifiers unquoted, lower case
+    (for comparisons; ``lower=False`` keeps the names as written, for messages)."""
     from sqlglot import exp
 
     copy = expression.copy()
     for identifier in copy.find_all(exp.Identifier):
         identifier.set("quoted", False)
-    return str(copy.sql(dialect="sqlite")).lower()
+    text = str(copy.sql(dialect="sqlite"))
+    return text.lower() if lower else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _as_written(sql: str) -> dict[str, str]:
+    """The CHECKs, index key expressions and WHERE of one CREATE statement: each normalised
+    text mapped to the same text with its names spelled as written."""
+    import sqlglot
+    from sqlglot import exp
+
+    _sqlglot()
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.SqlglotError:
+        return {}
+    parts: list[exp.Expr] = [c.this for c in tree.find_all(exp.CheckColumnConstraint)]
+    parts += [w.this for w in tree.find_all(exp.Where)]
+    for params in tree.find_all(exp.IndexParameters):
+        for item in params.args.get("columns") or []:
+            value = item.this if isinstance(item, exp.Ordered) else item
+            parts.append(value.this if isinstance(value, exp.Collate) else value)
+    return {normalised(part): normalised(part, lower=False) for part in parts}
+
+
+def as_written(text: str, sql: str | None) -> str:
+    """``text``, a normalised CHECK, index expression or WHERE of the statement ``sql``, with
+    its names spelled as ``sql`` writes them (``CHECK (Qty >= 0)``, not ``qty``): messages show
+    what the user wrote, comparisons stay case-insensitive. ``text`` itself when not found."""
+    return _as_written(sql).get(text, text) if sql else text
 
 
 def _column_list_end(sql: str) -> tuple[int, list[str], set[str]] | None:

@@ -186,8 +186,11 @@ class DjangoStore:
             )
 
 
-def version_store(name: str, migrations: MigrationSet | None = None) -> VersionStore:
-    """The store called ``name``; ``auto`` is the source's own (Alembic, Django) or user_version."""
+def version_store(
+    name: str, migrations: MigrationSet | None = None, setting: str = "tenantdb_versioning"
+) -> VersionStore:
+    """The store called ``name``; ``auto`` is the source's own (Alembic, Django) or user_version.
+    ``setting`` is where ``name`` was set, as a message names it (``--versioning`` for the CLI)."""
     if name == "auto":
         name = (migrations.versioning if migrations is not None else None) or "user_version"
     if name == "user_version":
@@ -199,8 +202,8 @@ def version_store(name: str, migrations: MigrationSet | None = None) -> VersionS
             raise ConfigError(f"the {name} version store needs the migration set")
         if migrations.versioning != name:
             raise ConfigError(
-                f"tenantdb_versioning = {name} keeps {name.title()}'s own table, but {migrations.origin} is "
-                f"not a {name.title()} history; use auto, user_version or table."
+                f"{setting}{' ' if setting.startswith('-') else ' = '}{name} keeps {name.title()}'s own table, but {migrations.origin} is "
+                f"not {'an' if name == 'alembic' else 'a'} {name.title()} history; use auto, user_version or table."
             )
         return AlembicStore(migrations) if name == "alembic" else DjangoStore(migrations)
-    raise ConfigError(f"tenantdb_versioning must be one of {list(STORES)}, not {name!r}")
+    raise ConfigError(f"{setting} must be one of {list(STORES)}, not {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -316,3 +317,275 @@ def test_a_stray_exit_is_an_internal_error(
     monkeypatch.setattr(tempfile, "tempdir", None)
     code, _, err = _cli(["versions", str(EXAMPLE / "migrations")], capsys)
     assert code == 70 and "internal error (SystemExit: 5)" in err
+
+
+# --- output: version, bare help, version syntax, tables and lines that are never cut ----------
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    code, out, _ = _cli(["--version"], capsys)
+    assert code == 0 and out == f"tenantdb {version('pytest-tenantdb')}\n"
+    run = subprocess.run([str(TENANTDB), "--version"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout == out and run.stderr == ""
+
+
+def test_bare_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _cli([], capsys)
+    assert code == 0 and err == ""
+    assert "usage: tenantdb" in out and all(name in out for name in ("check", "explain", "versions", "demo"))
+    run = subprocess.run([str(TENANTDB)], capture_output=True, text=True)
+    assert run.returncode == 0 and "lint migrations and old queries" in run.stdout and run.stderr == ""
+    code, _, err = _cli(["check", "--bogus"], capsys)
+    assert code == 2 and "unrecognized arguments: --bogus" in err
+
+
+@pytest.mark.parametrize(
+    "since", ["head", "head-1", "HEAD-1", "head - 1", "10", "0010_users_name_nullable", "users_name_nullable"]
+)
+def test_since_takes_every_form_of_a_version(
+    project: Path, since: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _cli(["check", str(project), "--since", since], capsys)
+    expected = (0, "0 findings") if since == "head" else (1, "TDB102")
+    assert (code, err) == (expected[0], "") and expected[1] in out
+
+
+def test_a_step_named_like_head_is_a_version_too(
+    write_migrations, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    write_migrations(
+        {
+            "0001_a.sql": "CREATE TABLE a (x, y);",
+            "0002_headers.sql": "CREATE TABLE h (x);",
+            "0003_drop.sql": "ALTER TABLE a DROP COLUMN y;",
+        }
+    )
+    for since, expected in (("headers", 1), ("head-1", 1), ("head", 0)):
+        assert _cli(["check", str(tmp_path), "--since", since], capsys)[0] == expected, since
+    (tmp_path / "pyproject.toml").write_text('[tool.tenantdb]\nsince = "headers"\n')
+    assert _cli(["check", str(tmp_path)], capsys)[0] == 1
+
+
+@pytest.mark.parametrize("since", ["head~1", "headx", "head-", "-1", "nope"])
+def test_a_wrong_version_names_what_is_accepted(
+    project: Path, since: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _cli(["check", str(project), "--since", since], capsys)
+    assert code == 2 and f"--since {since}: cannot read version {since!r}" in err
+    assert (
+        "a step's number (3), 'head', 'head-N' (N steps before head), 'oldest', 'empty' or a step's name"
+        in err
+    )
+    (project / "pyproject.toml").write_text(f"[tool.tenantdb]\nsince = {json.dumps(since)}\n")
+    code, _, err = _cli(["check", str(project)], capsys)
+    assert code == 2 and "'head', 'head-N'" in err and "[tool.tenantdb] since" in err
+
+
+LONG = "create_the_accounts_table_with_a_rather_long_name_that_says_it_all"
+
+
+def test_versions_never_cuts_a_name_off_a_terminal(
+    write_migrations, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """Piped (and with $COLUMNS describing a narrow terminal that is not there): one row per
+    line, every name whole."""
+    path = write_migrations(
+        {f"0001_{LONG}.sql": "CREATE TABLE a (x);", f"0002_{LONG}_too.py": "def up(c): pass\n"}
+    )
+    monkeypatch.setenv("COLUMNS", "40")
+    code, out, _ = _cli(["versions", str(path)], capsys)
+    assert code == 0 and "…" not in out
+    lines = out.splitlines()
+    assert any(LONG in line and "SqlStep" in line for line in lines)
+    assert any(f"{LONG}_too" in line and "PythonStep" in line for line in lines)
+    assert any(str(path) in line and "head 2" in line for line in lines)
+
+
+def _on_a_terminal(argv: list[str], columns: int) -> str:
+    """What the console script prints on a pseudo-terminal ``columns`` wide."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR", "TERM")}
+    run = subprocess.run(
+        [str(TENANTDB), *argv],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**environment, "COLUMNS": str(columns), "TERM": "xterm"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the follower is closed: all was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert run.returncode == 0
+    return re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode())  # styles, not text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_versions_folds_names_on_a_narrow_terminal(write_migrations) -> None:  # type: ignore[no-untyped-def]
+    path = write_migrations({f"0001_{LONG}.sql": "CREATE TABLE a (x);"})
+    out = _on_a_terminal(["versions", str(path)], 40)
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 40
+    cells = [line.split("│")[2].strip() for line in out.splitlines() if line.count("│") > 2]
+    assert "".join(cells) == LONG  # folded over several rows, every character kept
+
+
+def test_output_lines_are_not_wrapped_off_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CI log or a file gets each message on one line, however long (rich alone wraps at 80)."""
+    workdir = tmp_path / ("a-long-folder-name-" * 5) / "fleet"
+    code, out, _ = _cli(
+        ["demo", str(EXAMPLE), "--count", "5", "--workers", "1", "--workdir", str(workdir)], capsys
+    )
+    assert code == 0
+    assert any(
+        line.startswith(f"built 5 fake tenants in {workdir / 'tenants'}: versions {{")
+        for line in out.splitlines()
+    )
+    assert any(line.startswith("initech: failed at step 0008_rebuild_notes") for line in out.splitlines())
+    monkeypatch.setenv("COLUMNS", "40")
+    assert main(["check", str(EXAMPLE), "--since", "x" * 100]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ConfigError: --since xxx") and line.endswith(
+        "or a step's name (e.g. '0011_contract_users_name')"
+    )
+
+
+def test_findings_keep_identifiers_as_written(
+    write_migrations, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """Names are compared without case, as SQLite does, but shown as the migration spells them."""
+    write_migrations(
+        {
+            "0001_init.sql": (
+                "CREATE TABLE UserAccounts (Id INTEGER PRIMARY KEY, createdAt TEXT, displayName TEXT, Email TEXT);\n"
+                "CREATE TABLE Items (ItemId INTEGER PRIMARY KEY, Qty INTEGER CHECK (Qty >= 0), Label TEXT);\n"
+                "CREATE INDEX ix_Items_Label ON Items (Label DESC) WHERE Qty > 0;\n"
+                "CREATE INDEX ix_Items_Lower ON Items (lower(Label));\n"
+            ),
+            "0002_change.sql": (
+                "ALTER TABLE useraccounts RENAME COLUMN CREATEDAT TO created_at;\n"
+                "ALTER TABLE UserAccounts DROP COLUMN displayName;\n"
+                "CREATE UNIQUE INDEX ux_UserAccounts_Email ON UserAccounts (Email);\n"
+                "CREATE TABLE Items_new (ItemId INTEGER PRIMARY KEY, Qty INTEGER, Label TEXT);\n"
+                "INSERT INTO Items_new SELECT ItemId, Qty, Label FROM Items;\n"
+                "DROP TABLE Items;\n"
+                "ALTER TABLE Items_new RENAME TO Items;\n"
+            ),
+            "0003_check.sql": (
+                "CREATE TABLE Items_new (ItemId INTEGER PRIMARY KEY, Qty INTEGER CHECK (Qty < 100), Label TEXT);\n"
+                "INSERT INTO Items_new SELECT ItemId, Qty, Label FROM Items;\n"
+                "DROP TABLE Items;\n"
+                "ALTER TABLE Items_new RENAME TO Items;\n"
+            ),
+        }
+    )
+    code, out, _ = _cli(["check", str(tmp_path)], capsys)
+    assert code == 1
+    for message in (
+        "column UserAccounts.createdAt is renamed to created_at in place",
+        "column UserAccounts.displayName is dropped",
+        "unique index ux_UserAccounts_Email added to existing table UserAccounts: UNIQUE ON UserAccounts (Email)",
+        "loses index ix_Items_Label (ON Items (Label DESC) WHERE Qty > 0)",
+        "loses index ix_Items_Lower (ON Items (LOWER(Label)))",
+        "the rebuild of Items loses CHECK (Qty >= 0)",
+        "CHECK (Qty < 100) added to existing table Items",
+    ):
+        assert message in out, message
+
+
+# --- the project of `tenantdb check` with no path: found from any subfolder ------------------
+
+
+def _nested(project: Path) -> Path:
+    folder = project / "app" / "sub"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_check_finds_the_project_from_a_subfolder(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "pyproject.toml").write_text('[tool.tenantdb]\nmigrations = "migrations"\n')
+    sub = _nested(project)
+    (sub.parent / "pyproject.toml").write_text('[project]\nname = "app"\n')  # nearer, but not ours
+    monkeypatch.chdir(sub)
+    code, out, err = _cli(["check", "--format", "json"], capsys)
+    assert code == 1 and {f["code"] for f in json.loads(out)} == {"TDB102"}  # stdout is the report only
+    assert err == f"note: checking the project in {project} (its pyproject.toml has [tool.tenantdb])"
+    monkeypatch.chdir(project)
+    code, _, err = _cli(["check"], capsys)
+    assert code == 1 and err == ""  # the working folder is the project: nothing to say
+
+
+def test_check_falls_back_to_the_nearest_pyproject(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "pyproject.toml").write_text('[project]\nname = "app"\n')
+    monkeypatch.chdir(_nested(project))
+    code, out, err = _cli(["check"], capsys)
+    assert code == 1 and "TDB102" in out
+    assert f"checking the project in {project} (the nearest pyproject.toml" in err
+
+
+def test_an_explicit_path_is_used_as_given(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "pyproject.toml").write_text("[tool.tenantdb]\n")
+    monkeypatch.chdir(_nested(project))
+    code, _, err = _cli(["check", "."], capsys)
+    assert code == 2 and "cannot load migrations from 'migrations'" in err and "note:" not in err
+
+
+def test_postgres_findings_keep_identifiers_as_written(
+    write_migrations, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """The DDL model of postgres folds names to compare them, not to show them; a statement may
+    spell a name in another case than its CREATE (``ALTER TABLE useraccounts``)."""
+    write_migrations(
+        {
+            "0001_init.sql": (
+                "CREATE TABLE UserAccounts (Id INTEGER PRIMARY KEY, createdAt TEXT, displayName TEXT, OrgId INT);\n"
+                "CREATE TABLE Orgs (OrgId INTEGER PRIMARY KEY, OrgName TEXT);\n"
+            ),
+            "0002_change.sql": (
+                "ALTER TABLE useraccounts RENAME COLUMN CREATEDAT TO created_at;\n"
+                "ALTER TABLE USERACCOUNTS DROP COLUMN displayname;\n"
+                "ALTER TABLE Orgs ADD COLUMN Id INT;\n"
+            ),
+        }
+    )
+    (tmp_path / "queries").mkdir()
+    (tmp_path / "queries" / "0001.sql").write_text(
+        "SELECT displayName FROM UserAccounts;\n"
+        "SELECT OrgName FROM UserAccounts JOIN Orgs ON Orgs.OrgId = UserAccounts.OrgId WHERE Id = $1;\n"
+        "SELECT Nope FROM UserAccounts;\n"
+        "SELECT * FROM Missing;\n"
+    )
+    (tmp_path / "pyproject.toml").write_text('[tool.tenantdb]\ndialect = "postgres"\nqueries = "queries"\n')
+    code, out, _ = _cli(["check", str(tmp_path)], capsys)
+    assert code == 1
+    for message in (
+        "column UserAccounts.createdAt is renamed to created_at in place",
+        "column UserAccounts.displayName is dropped; old code still uses it",
+        "no such column: displayName",
+        "ambiguous column name: Id",
+        "no such column: Nope",
+        "no such table: Missing",
+    ):
+        assert message in out, message

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pytest_tenantdb.migrations.statements import Statement
 from pytest_tenantdb.schema import Column, ForeignKey, Index, Schema, Table, View
@@ -18,6 +18,8 @@ from pytest_tenantdb.sqltext import parse_statement
 
 if TYPE_CHECKING:
     from sqlglot import exp
+
+_T = TypeVar("_T")
 
 _NO_SCHEMA_CHANGE = re.compile(
     r"\s*(COMMENT|GRANT|REVOKE|SET|VACUUM|ANALYZE|REINDEX|CLUSTER|"
@@ -27,7 +29,18 @@ _NO_SCHEMA_CHANGE = re.compile(
 
 
 def _name(node: exp.Expr) -> str:
-    return str(node.name if hasattr(node, "name") else node).lower()
+    """A name as the statement writes it: messages show it so; comparisons ignore case."""
+    return str(node.name if hasattr(node, "name") else node)
+
+
+def _same(a: str, b: str) -> bool:
+    return a.lower() == b.lower()
+
+
+def _key(objects: dict[str, _T], name: str) -> str:
+    """The key ``objects`` holds ``name`` under, whatever its case (``name`` when it has none):
+    ``ALTER TABLE users`` finds the table created as ``Users``."""
+    return next((key for key in objects if _same(key, name)), name)
 
 
 def _column(
@@ -85,6 +98,7 @@ class _Builder:
 
         target = tree.this
         name = _name(target.this)
+        self.tables.pop(_key(self.tables, name), None)  # (CREATE over a dropped one of another case)
         columns: list[Column] = []
         checks: list[str] = []
         fks: list[ForeignKey] = []
@@ -98,8 +112,11 @@ class _Builder:
                 uniques += [(column.name,)] if unique or column.pk else []
             elif isinstance(item, exp.PrimaryKey):
                 keys = tuple(_name(c) for c in item.expressions)
+                lowered = [k.lower() for k in keys]
                 columns = [
-                    replace(c, pk=keys.index(c.name) + 1, notnull=True) if c.name in keys else c
+                    replace(c, pk=lowered.index(c.name.lower()) + 1, notnull=True)
+                    if c.name.lower() in lowered
+                    else c
                     for c in columns
                 ]
                 uniques.append(keys)
@@ -135,7 +152,7 @@ class _Builder:
     def alter(self, tree: exp.Expr) -> None:
         from sqlglot import exp
 
-        name = _name(tree.this)
+        name = _key(self.tables, _name(tree.this))
         table = self.tables.get(name)
         if table is None:
             return
@@ -151,12 +168,14 @@ class _Builder:
                     unique_sets=(*table.unique_sets, *([(column.name,)] if unique else [])),
                 )
             elif isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "COLUMN":
-                gone = {_name(c) for c in action.args.get("tables") or action.expressions or [action.this]}
-                table = replace(table, columns=tuple(c for c in columns if c.name not in gone))
+                gone = {
+                    _name(c).lower() for c in action.args.get("tables") or action.expressions or [action.this]
+                }
+                table = replace(table, columns=tuple(c for c in columns if c.name.lower() not in gone))
             elif isinstance(action, exp.RenameColumn):
                 old, new = _name(action.this), _name(action.args["to"])
                 table = replace(
-                    table, columns=tuple(replace(c, name=new) if c.name == old else c for c in columns)
+                    table, columns=tuple(replace(c, name=new) if _same(c.name, old) else c for c in columns)
                 )
             elif isinstance(action, exp.AlterRename):
                 new_name = _name(action.this)
@@ -166,7 +185,9 @@ class _Builder:
                 target = _name(action.this)
                 table = replace(
                     table,
-                    columns=tuple(self._alter_column(c, action) if c.name == target else c for c in columns),
+                    columns=tuple(
+                        self._alter_column(c, action) if _same(c.name, target) else c for c in columns
+                    ),
                 )
             elif isinstance(action, exp.AddConstraint):
                 checks, fks, uniques = list(table.checks), list(table.foreign_keys), list(table.unique_sets)
@@ -194,22 +215,22 @@ class _Builder:
         index = tree.this
         params = index.args.get("params")
         columns = tuple(_name(o.this) for o in (params.args.get("columns") or [])) if params else ()
-        table = _name(index.args.get("table"))
-        self.indexes[_name(index.this)] = Index(
-            _name(index.this), table, columns, bool(tree.args.get("unique")), sql
-        )
+        table = _key(self.tables, _name(index.args.get("table")))
+        name = _name(index.this)
+        self.indexes.pop(_key(self.indexes, name), None)
+        self.indexes[name] = Index(name, table, columns, bool(tree.args.get("unique")), sql)
 
     def drop(self, tree: exp.Expr) -> None:
         kind = (tree.args.get("kind") or "").upper()
         for item in tree.args.get("tables") or tree.expressions or [tree.this]:
             name = _name(item)
             if kind == "TABLE":
-                self.tables.pop(name, None)
-                self.indexes = {k: v for k, v in self.indexes.items() if v.table != name}
+                self.tables.pop(_key(self.tables, name), None)
+                self.indexes = {k: v for k, v in self.indexes.items() if not _same(v.table, name)}
             elif kind == "INDEX":
-                self.indexes.pop(name, None)
+                self.indexes.pop(_key(self.indexes, name), None)
             elif kind == "VIEW":
-                self.views.pop(name, None)
+                self.views.pop(_key(self.views, name), None)
 
 
 def apply_ddl(schema: Schema, statements: list[Statement], dialect: str) -> tuple[Schema, list[Statement]]:
@@ -239,6 +260,7 @@ def _apply(builder: _Builder, tree: exp.Expr, sql: str) -> bool:
     elif isinstance(tree, exp.Create) and kind == "INDEX":
         builder.create_index(tree, sql)
     elif isinstance(tree, exp.Create) and kind == "VIEW":
+        builder.views.pop(_key(builder.views, _name(tree.this)), None)
         builder.views[_name(tree.this)] = View(_name(tree.this), sql)
     elif isinstance(tree, exp.Alter):
         builder.alter(tree)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -11,7 +12,14 @@ from pytest_tenantdb.errors import ConfigError, MigrationSetError
 from pytest_tenantdb.migrations.directory import DirectorySource
 from pytest_tenantdb.migrations.steps import Direction, PythonStep, SqlStep, Step
 
-__all__ = ["Direction", "MigrationSet", "MigrationSource", "PythonStep", "SqlStep", "Step"]
+__all__ = ["VERSION_SYNTAX", "Direction", "MigrationSet", "MigrationSource", "PythonStep", "SqlStep", "Step"]
+
+#: Every way to name a version, wherever one is taken (``--since``, ``[tool.tenantdb] since``,
+#: fleet mixes, ``migrate(to=...)``, markers); :meth:`MigrationSet.resolve` reads them.
+VERSION_SYNTAX = (
+    "a step's number (3), 'head', 'head-N' (N steps before head), 'oldest', 'empty' or a step's name"
+)
+_HEAD = re.compile(r"head(?:-(\d+))?")
 
 
 class MigrationSource(Protocol):
@@ -177,10 +185,11 @@ class MigrationSet(Sequence[Step]):
         return self.prefix_hash(self.head)
 
     def resolve(self, version: int | str) -> int:
-        """Turn ``3``, ``"head"``, ``"head-1"``, ``"oldest"`` or ``"empty"`` into a version."""
+        """Turn ``3``, ``"head"``, ``"head-1"``, ``"oldest"``, ``"empty"`` or a step's name into a
+        version (:data:`VERSION_SYNTAX`, the same everywhere a version is taken)."""
         known = (0, *self.versions)
         if isinstance(version, bool):
-            raise ConfigError(f"version must be an int or a name like 'head-1', not {version!r}")
+            raise ConfigError(f"cannot read version {version!r}; {self._syntax()}")
         if isinstance(version, int):
             if version not in known:
                 raise ConfigError(f"version {version} is not a step of {self.origin}; known: {list(known)}")
@@ -190,13 +199,9 @@ class MigrationSet(Sequence[Step]):
             return 0
         if text == "oldest":
             return self.versions[0] if self.versions else 0
-        if text.startswith("head"):
-            back_text = text[4:].replace(" ", "")
-            back = 0
-            if back_text:
-                if not back_text.startswith("-") or not back_text[1:].isdigit():
-                    raise ConfigError(f"cannot read version {version!r}; write 'head' or 'head-2'")
-                back = int(back_text[1:])
+        head = _HEAD.fullmatch(text.replace(" ", ""))
+        if head is not None:
+            back = int(head[1] or 0)
             if back >= len(known):
                 raise ConfigError(
                     f"version {version!r} is before the empty database: {self.origin} has only "
@@ -205,15 +210,17 @@ class MigrationSet(Sequence[Step]):
             return known[len(known) - 1 - back]
         if text.isdigit():
             return self.resolve(int(text))
-        named = self._by_name(text)
+        named = self._by_name(text) if text else None  # a step called head_of_list is a name
         if named is not None:
             return named
-        raise ConfigError(
-            f"cannot read version {version!r}; use an int, 'head', 'head-N', 'oldest', 'empty' or a "
-            f"step's name (e.g. {self._steps[-1].ident or self._steps[-1].label!r})"
-            if self._steps
-            else f"cannot read version {version!r}: {self.origin} has no steps"
-        )
+        raise ConfigError(f"cannot read version {version!r}; {self._syntax()}")
+
+    def _syntax(self) -> str:
+        """What a version may be, with an example of this history's names."""
+        if not self._steps:
+            return f"use {VERSION_SYNTAX} ({self.origin} has no steps)"
+        last = self._steps[-1]
+        return f"use {VERSION_SYNTAX} (e.g. {last.ident or last.label!r})"
 
     def _by_name(self, text: str) -> int | None:
         """The version of the step called ``text``: its source's name (``alembic:ae1027a6acf``,

@@ -183,8 +183,12 @@ def add_check_or_foreign_key(ctx: StepContext) -> Iterator[Finding]:
                 continue  # the step cleans the data first: the safe way
             yield ctx.finding(
                 "TDB109",
-                f"CHECK ({check}) added to existing table {new.name}"
-                + (f" (before: {', '.join(f'CHECK ({c})' for c in old.checks)})" if old.checks else ""),
+                f"CHECK ({new.written(check)}) added to existing table {new.name}"
+                + (
+                    f" (before: {', '.join(f'CHECK ({old.written(c)})' for c in old.checks)})"
+                    if old.checks
+                    else ""
+                ),
                 f"check {new.name}: {check}",
                 ctx.cause(new.name),
             )
@@ -249,7 +253,7 @@ def rebuild_loses(ctx: StepContext) -> Iterator[Finding]:
                 continue
             yield ctx.finding(
                 "TDB114",
-                f"the rebuild of {new.name} loses CHECK ({check})",
+                f"the rebuild of {new.name} loses CHECK ({old.written(check)})",
                 f"check {new.name}: {check}",
                 ctx.cause(new.name),
             )

@@ -43,6 +43,11 @@ class Resolver:
         self.columns: dict[str, list[str]] = {
             name.lower(): [c.name.lower() for c in table.columns] for name, table in schema.tables.items()
         }
+        # names are resolved in lower case (as postgres folds them); messages spell them as written
+        self.spelling: dict[str, str] = {}
+        for table in schema.tables.values():
+            for column in table.columns:
+                self.spelling.setdefault(column.name.lower(), column.name)
         self.broken_views: dict[str, str] = {}
         self._add_views()
         self.mapping = MappingSchema(
@@ -105,9 +110,11 @@ class Resolver:
             if not name or name in ctes:
                 continue
             if name in self.broken_views:
-                problems.append(("TDB201", f"view {name} no longer resolves: {self.broken_views[name]}"))
+                problems.append(
+                    ("TDB201", f"view {table.name} no longer resolves: {self.broken_views[name]}")
+                )
             elif name not in self.columns:
-                problems.append(("TDB201", f"no such table: {name}"))
+                problems.append(("TDB201", f"no such table: {table.name}"))
         if problems:
             return problems
         if isinstance(tree, exp.Insert):
@@ -122,12 +129,13 @@ class Resolver:
         from sqlglot import exp
 
         target = tree.this
-        table = (target.this if isinstance(target, exp.Schema) else target).name.lower()
+        written = (target.this if isinstance(target, exp.Schema) else target).name
+        table = written.lower()
         problems: list[Problem] = []
         if isinstance(target, exp.Schema):
             for column in target.expressions:
                 if column.name.lower() not in self.columns[table]:
-                    problems.append(("TDB201", f"table {table} has no column named {column.name}"))
+                    problems.append(("TDB201", f"table {written} has no column named {column.name}"))
         source = tree.expression
         if isinstance(source, exp.Query):
             problems += self._select(source, mapping)
@@ -170,9 +178,10 @@ class Resolver:
             name = (match[1] or match[2]).lower() if match else ""
             tables = {t.name.lower() for t in query.find_all(exp.Table)}
             owners = [t for t in tables if name in self.columns.get(t, ())]
+            written = next((c.name for c in query.find_all(exp.Column) if c.name.lower() == name), name)
             if name and len(owners) > 1:
-                return [("TDB203", f"ambiguous column name: {name}")]
-            return [("TDB201", f"no such column: {name}" if name else str(exc))]
+                return [("TDB203", f"ambiguous column name: {written}")]
+            return [("TDB201", f"no such column: {written}" if name else str(exc))]
         return []
 
     def _qualified(self, query: exp.Expr, mapping: Any) -> exp.Expr:
@@ -181,6 +190,10 @@ class Resolver:
         return qualify(
             _without_db(query), dialect=self.dialect, schema=mapping, validate_qualify_columns=True
         )
+
+    def spelled(self, columns: tuple[str, ...]) -> list[str]:
+        """Column names (lower case, as resolved) spelled as the schema writes them."""
+        return [self.spelling.get(c, c) for c in columns]
 
     def output(self, tree: exp.Expr) -> tuple[str, ...] | None:
         """The columns a query returns (``*`` expanded), or None when it does not resolve."""
@@ -253,5 +266,5 @@ def lint_queries_static(
         if any(True for _ in tree.find_all(sqlglot.exp.Star)):
             before, after = old.output(tree), new.output(tree)
             if before is not None and after is not None and before != after:
-                report("TDB204", f"SELECT * returned {list(before)}, now {list(after)}", query)
+                report("TDB204", f"SELECT * returned {old.spelled(before)}, now {new.spelled(after)}", query)
     return findings
