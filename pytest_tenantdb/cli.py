@@ -99,6 +99,18 @@ def _parser() -> argparse.ArgumentParser:
         "--ignore", action="append", default=[], metavar="CODE", help="skip a rule (repeatable)"
     )
 
+    lock = sub.add_parser(
+        "lock",
+        parents=[common],
+        help="write the lock file: the checksums of the released steps (after a release)",
+    )
+    lock.add_argument(
+        "path", type=Path, nargs="?", default=None, help="project folder (default: found from here up)"
+    )
+    lock.add_argument(
+        "--base", metavar="REF", help="lock the steps as they are at git REF (the released commit)"
+    )
+
     explain = sub.add_parser("explain", parents=[common], help="explain a rule code")
     explain.add_argument("code")
 
@@ -144,7 +156,49 @@ def _run(argv: list[str]) -> int:
         return _check(args)
     if args.command == "explain":
         return _explain(args.code)
+    if args.command == "lock":
+        return _lock(args)
     return _demo(console, args)
+
+
+def _lock(args: argparse.Namespace) -> int:
+    """Write the lock file of the project: its steps now, or as they are at ``--base REF``."""
+    import dataclasses
+
+    from pytest_tenantdb.checks.lockfile import write_lock
+    from pytest_tenantdb.errors import ConfigError
+    from pytest_tenantdb.factory import load_migrations
+    from pytest_tenantdb.lint.config import cli_settings
+
+    root = args.path if args.path is not None else find_project(Path.cwd())
+    settings = cli_settings(root)
+    if settings.lock is None:
+        raise ConfigError('[tool.tenantdb] lock is empty; name the lock file, e.g. lock = "tenantdb.lock"')
+    with tempfile.TemporaryDirectory(prefix="tenantdb-lock-") as tmp:
+        source = settings
+        if args.base:
+            from pytest_tenantdb.lint.gitbase import base_tree
+
+            migrations_path = settings.migrations.resolve()
+            if not migrations_path.exists() or not migrations_path.is_relative_to(settings.root.resolve()):
+                raise ConfigError(
+                    f"lock --base reads the migrations folder from git; {settings.origin('migrations')} "
+                    "is not a folder or file in the project: write the lock on the released commit instead"
+                )
+            tree = base_tree(settings.root.resolve(), args.base, Path(tmp))
+            source = dataclasses.replace(
+                settings, root=tree, migrations=tree / migrations_path.relative_to(settings.root.resolve())
+            )
+            if not source.migrations.exists():
+                raise ConfigError(
+                    f"{args.base} has no {migrations_path.relative_to(settings.root.resolve())}"
+                )
+        steps = list(load_migrations(source))
+    count = write_lock(settings.lock, steps)
+    where = f" as at {args.base}" if args.base else ""
+    span = f" ({steps[0].label} .. {steps[-1].label})" if steps else ""
+    print(f"wrote {settings.lock}: {count} released step(s){where}{span}; commit it")
+    return Exit.OK
 
 
 def _explain(code: str) -> int:

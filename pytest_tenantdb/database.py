@@ -20,7 +20,7 @@ def explain(path: Path, exc: sqlite3.Error) -> TenantDatabaseError:
     """Turn a sqlite3 error about a whole file into an actionable TenantDatabaseError."""
     text = str(exc)
     if "locked" in text or "busy" in text:
-        hint = "another connection holds a lock on it; close it or raise tenantdb_busy_timeout"
+        hint = "another connection holds a lock on it; close it or raise busy_timeout in [tool.tenantdb]"
     elif "not a database" in text or "malformed" in text or "corrupt" in text:
         hint = "the file is corrupted or is not SQLite; restore it from a backup or leave it out"
     elif "unable to open" in text:

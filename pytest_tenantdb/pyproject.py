@@ -63,22 +63,6 @@ def unknown_keys(where: str, keys: Iterable[str], known: Iterable[str]) -> None:
     raise ConfigError(f"{where} has {', '.join(described)}; known keys: {', '.join(names)}")
 
 
-def project_root(start: Path) -> Path:
-    """The project a ``tenantdb`` command run in ``start`` is about: the nearest folder at or
-    above ``start`` whose pyproject.toml has ``[tool.tenantdb]``, else ``start`` itself."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                tool = _document(pyproject).get("tool", {})
-            except ConfigError:
-                return folder  # its own error is reported when the table is read
-            if isinstance(tool, dict) and "tenantdb" in tool:
-                return folder
-    return start
-
-
 def pytest_cache_dir(root: Path) -> Path:
     """pytest's cache folder of the project at ``root``: its ``cache_dir`` ini setting (in
     pytest.ini, pyproject.toml, tox.ini or setup.cfg, found as pytest finds them) or

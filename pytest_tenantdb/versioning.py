@@ -187,7 +187,7 @@ class DjangoStore:
 
 
 def version_store(
-    name: str, migrations: MigrationSet | None = None, setting: str = "tenantdb_versioning"
+    name: str, migrations: MigrationSet | None = None, setting: str = "[tool.tenantdb] versioning"
 ) -> VersionStore:
     """The store called ``name``; ``auto`` is the source's own (Alembic, Django) or user_version.
     ``setting`` is where ``name`` was set, as a message names it (``--versioning`` for the CLI)."""

@@ -321,9 +321,9 @@ def test_schema_snapshot_from_a_callable(pytester: pytest.Pytester) -> None:
     )
     bad = project.runpytest("-q", "-o", "tenantdb_schema=myorm:nope")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    bad.stderr.fnmatch_lines(["*tenantdb_schema = 'myorm:nope': cannot import it*"])
+    bad.stderr.fnmatch_lines(["*tenantdb_schema = myorm:nope (pytest ini): cannot import it*"])
     missing = project.runpytest("-q", "-o", "tenantdb_schema=missing.sql")
-    missing.stderr.fnmatch_lines(["*tenantdb_schema: cannot read*missing.sql*"])
+    missing.stderr.fnmatch_lines(["*tenantdb_schema = missing.sql (pytest ini): cannot read*missing.sql*"])
 
 
 def test_checker_rules_run_as_items(pytester: pytest.Pytester) -> None:

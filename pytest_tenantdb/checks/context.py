@@ -163,7 +163,7 @@ class CheckContext:
         warnings.warn(
             SchemaDifferenceWarning(
                 "schemas differ only where SQLite behaves the same (code using SELECT * or INSERT "
-                "without a column list sees column order); set tenantdb_schema_compare = exact to "
+                "without a column list sees column order); set schema_compare = 'exact' in [tool.tenantdb] to "
                 "fail on it:\n  " + str(diff.cosmetic).replace("\n", "\n  ")
             ),
             stacklevel=2,

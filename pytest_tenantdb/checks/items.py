@@ -43,20 +43,21 @@ PROFILE_DEV = "tenantdb-dev"
 REPLAY_HEADER = "-- tenantdb replay"
 
 
-def schema_snapshot(spec: str, rootdir: Path) -> Callable[[sqlite3.Connection], None]:
-    """``schema.sql`` (run as a script) or ``module:function`` (called with a connection)."""
+def schema_snapshot(spec: str, rootdir: Path, where: str) -> Callable[[sqlite3.Connection], None]:
+    """``schema.sql`` (run as a script) or ``module:function`` (called with a connection);
+    ``where`` names the setting in errors (``settings.origin``)."""
     if re.fullmatch(r"[\w.]+:\w+", spec):
         module_name, _, attr = spec.partition(":")
         try:
             fn = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"tenantdb_schema = {spec!r}: cannot import it ({exc})") from exc
+            raise ConfigError(f"{where}: cannot import it ({exc})") from exc
         return fn  # type: ignore[no-any-return]
     path = Path(spec) if Path(spec).is_absolute() else rootdir / spec
     try:
         script = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"tenantdb_schema: cannot read {path} ({exc})") from exc
+        raise ConfigError(f"{where}: cannot read {path} ({exc})") from exc
 
     def create(conn: sqlite3.Connection) -> None:
         conn.executescript(script)
@@ -69,7 +70,7 @@ def build_context(factory: TenantDBFactory, settings: Settings) -> CheckContext:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise ConfigError(f"tenantdb_app_modules: cannot import {module!r} ({exc})") from exc
+            raise ConfigError(f"{settings.origin('app_modules')}: cannot import {module!r} ({exc})") from exc
     migrations = factory.migrations(settings.migrations)
     minimum = parse_setting(settings.step_coverage)
     app_code = [fn for fns in REGISTRY.values() for fn in fns]
@@ -79,7 +80,9 @@ def build_context(factory: TenantDBFactory, settings: Settings) -> CheckContext:
         else StepCoverage(measured_files(migrations, app_code), minimum),
         templates=factory.templates(settings),
         queries=QueryFolder(settings.queries) if settings.queries else None,
-        schema_snapshot=schema_snapshot(settings.schema, settings.root) if settings.schema else None,
+        schema_snapshot=schema_snapshot(settings.schema, settings.root, settings.origin("schema"))
+        if settings.schema
+        else None,
         snapshot_origin=settings.schema,
         failures_dir=settings.failures,
         max_rows=settings.max_rows,

@@ -38,9 +38,7 @@ def parse_setting(raw: str) -> float | None:
     except ValueError:
         value = -1.0
     if not 0 < value <= 100:
-        raise ConfigError(
-            f"tenantdb_step_coverage must be off, on, or a minimum percentage (1-100), not {raw!r}"
-        )
+        raise ConfigError(f"step_coverage must be off, on, or a minimum percentage (1-100), not {raw!r}")
     return value
 
 

@@ -89,3 +89,27 @@ def base_queries(root: Path, ref: str, queries: Path, workdir: Path) -> QueryFol
         if name.endswith(".sql"):
             (target / name).write_text(_git(root, "show", f"{ref}:{folder}{name}"), encoding="utf-8")
     return QueryFolder(target)
+
+
+def base_tree(root: Path, ref: str, workdir: Path) -> Path:
+    """The project folder ``root`` as it is at ``ref``, copied out of git into ``workdir``
+    (``git archive``; the working tree is never touched)."""
+    import io
+    import tarfile
+
+    _git(root, "rev-parse", "--verify", f"{ref}^{{commit}}")
+    prefix = _git(root, "rev-parse", "--show-prefix").strip()
+    try:
+        run = subprocess.run(
+            # from the top: git refuses `REF:sub/` from inside sub/ ("cwd is untracked")
+            ["git", "-C", str(repository_root(root)), "archive", "--format=tar", f"{ref}:{prefix}" if prefix else ref],
+            capture_output=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise ConfigError(f"--base needs git ({exc})") from exc
+    if run.returncode != 0:
+        raise ConfigError(f"git archive {ref}: {run.stderr.decode(errors='replace').strip() or 'failed'}")
+    with tarfile.open(fileobj=io.BytesIO(run.stdout)) as archive:
+        archive.extractall(workdir, filter="data")
+    return workdir

@@ -123,7 +123,7 @@ class MigrationSet(Sequence[Step]):
         what = f"{path} does not exist" if not path.exists() else f"{path} is no known layout"
         raise MigrationSetError(
             f"cannot load migrations from {text!r}: {what}. Looked for:\n{looked}\n"
-            "Set tenantdb_migrations (pytest ini), [tool.tenantdb] migrations or --tenantdb-migrations."
+            "Set migrations in [tool.tenantdb] of pyproject.toml (for one pytest run: --tenantdb-migrations)."
         )
 
     def __getitem__(self, index: int) -> Step:  # type: ignore[override]
@@ -256,7 +256,7 @@ def _with_base(steps: list[Step], base: str, root: Path, source: str) -> list[St
 
     if source == "directory":
         raise MigrationSetError(
-            "a base (tenantdb_base) is for Alembic, Django and module:attribute sources; in a folder "
+            "a base ([tool.tenantdb] base) is for Alembic, Django and module:attribute sources; in a folder "
             "of SQL / Python steps, put it in the first step file instead."
         )
     return [base_step(base, root), *(dataclasses.replace(s, version=s.version + 1) for s in steps)]  # type: ignore[type-var]

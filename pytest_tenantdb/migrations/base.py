@@ -32,7 +32,7 @@ def base_step(spec: str, root: Path) -> Step:
     match = SPEC.match(spec)
     if match is None:
         raise MigrationSetError(
-            f"tenantdb_base {spec!r} is neither an .sql file nor module:function; e.g. "
+            f"[tool.tenantdb] base = {spec!r} is neither an .sql file nor module:function; e.g. "
             "'myapp.db:create_all' (a function taking the sqlite3 connection)."
         )
     with importable_from(root):

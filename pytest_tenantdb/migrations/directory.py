@@ -75,7 +75,7 @@ class DirectorySource:
         if (path / "__init__.py").is_file() and any(_is_django_migration(f) for f in path.glob("0*.py")):
             raise MigrationSetError(
                 f"{path} holds Django migrations; name the app instead: "
-                f'tenantdb_migrations = "django:{path.parent.name}" (with DJANGO_SETTINGS_MODULE set).'
+                f'migrations = "django:{path.parent.name}" in [tool.tenantdb] (with DJANGO_SETTINGS_MODULE set).'
             )
         by_version: dict[int, _Parts] = {}
         for file in sorted(path.iterdir()):

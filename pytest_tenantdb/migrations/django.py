@@ -44,7 +44,7 @@ def setup_django(root: Path) -> None:
     if not settings.configured and not os.environ.get(SETTINGS_ENV):
         raise MigrationSetError(
             f"Django settings are not configured: set {SETTINGS_ENV} (e.g. 'mysite.settings') or "
-            "tenantdb_django_settings in your pytest ini / [tool.tenantdb] django_settings."
+            "django_settings in [tool.tenantdb]."
         )
     with importable_from(root):
         try:
