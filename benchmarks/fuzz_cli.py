@@ -31,8 +31,8 @@ from pathlib import Path
 
 from pytest_tenantdb.cli import main
 from pytest_tenantdb.exits import Exit
-from pytest_tenantdb.settings import BY_NAME as SCHEMA
 from pytest_tenantdb.lint.rules import RULES
+from pytest_tenantdb.settings import BY_NAME as SCHEMA
 
 SIZES = {"smoke": 50, "full": 5000}
 SUBPROCESS_EVERY = 50
