@@ -17,6 +17,7 @@ from pytest_tenantdb.settings import OPTIONS, Settings
 if TYPE_CHECKING:
     from collections.abc import Generator
 
+    from pytest_tenantdb.checks.items import ChecksRun
     from pytest_tenantdb.factory import TenantDBFactory
     from pytest_tenantdb.fleet.fleet import FleetBuilder, Tenant
     from pytest_tenantdb.fleet.report import FleetReport
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 REPORT_PROPERTY = "tenantdb_fleet_report"
 FACTORY_KEY = pytest.StashKey["TenantDBFactory"]()
 RECORDER_KEY = pytest.StashKey[Any]()
-CHECKS_KEY = pytest.StashKey[Any]()  # the built-in checks' collector, once collected
+CHECKS_KEY = pytest.StashKey[Any]()  # the built-in checks of the run (checks/items.ChecksRun)
+RUN_KEY_WANTED = pytest.StashKey[bool]()  # whether this run collects them, decided once
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -149,40 +151,96 @@ def _factory(config: pytest.Config) -> TenantDBFactory:
     return config.stash[FACTORY_KEY]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    """Add the built-in checks (before -k / -m deselection sees the items)."""
+def _checks_run(config: pytest.Config) -> ChecksRun | None:
+    """The run's built-in checks when this run collects them (made once), else None."""
+    if RUN_KEY_WANTED in config.stash:
+        return config.stash.get(CHECKS_KEY, None)
     replay = config.getoption("--tenantdb-replay", default=None)
     try:
         settings = Settings.from_config(config)
-        if not _checks_wanted(config, settings) and not replay:
-            return
-        from pytest_tenantdb.checks.items import ChecksCollector, build_context, hypothesis_settings
+        wanted = _checks_wanted(config, settings) or bool(replay)
+        config.stash[RUN_KEY_WANTED] = wanted
+        if not wanted:
+            return None
+        from pytest_tenantdb.checks.items import RUN_KEY, ChecksRun, build_context, hypothesis_settings
 
         factory = _factory(config)
-        collector = ChecksCollector.from_parent(
-            session,
-            name="tenantdb",
-            nodeid="tenantdb",
+        run = ChecksRun(
             context_factory=lambda: build_context(factory, settings),
             lock=settings.lock,
             update_lock=bool(config.getoption("--tenantdb-update-lock", default=False)),
             hsettings=lambda: hypothesis_settings(config, settings.examples),
-            replay_file=Path(replay) if replay else None,
-        )
-        config.stash[CHECKS_KEY] = collector
-        checks: list[pytest.Item] = list(collector.collect())
-        result: list[pytest.Item | pytest.Collector] = list(checks)
-        config.hook.pytest_collectreport(
-            report=pytest.CollectReport(collector.nodeid, "passed", None, result)
+            fallback_file=settings.root / "tenantdb",
         )
     except TenantDBError as exc:
         raise pytest.UsageError(f"tenantdb: {type(exc).__name__}: {exc}") from None
-    if replay:
-        items[:] = []
-    items.extend(checks)
+    config.stash[CHECKS_KEY] = config.stash[RUN_KEY] = run
+    return run
+
+
+def _collected(config: pytest.Config, node: pytest.Collector) -> list[pytest.Item]:
+    """The items under ``node``, each collector reported as pytest reports its own."""
+    children: list[pytest.Item | pytest.Collector] = list(node.collect())
+    config.hook.pytest_collectreport(report=pytest.CollectReport(node.nodeid, "passed", None, children))
+    found: list[pytest.Item] = []
+    for child in children:
+        found += [child] if isinstance(child, pytest.Item) else _collected(config, child)
+    return found
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A migration step's file is collected as its built-in checks (``pytest migrations/``)."""
+    if file_path.suffix not in (".sql", ".py"):
+        return None  # cheap: most files pytest walks past are neither
+    run = _checks_run(parent.config)
+    if run is None or parent.config.getoption("--tenantdb-replay", default=None):
+        return None
+    try:
+        checks = run.checks_by_file.get(file_path.resolve())
+    except TenantDBError as exc:
+        raise pytest.UsageError(f"tenantdb: {type(exc).__name__}: {exc}") from None
+    if not checks:
+        return None
+    from pytest_tenantdb.checks.items import MigrationFile
+
+    node: pytest.Collector = MigrationFile.from_parent(parent, path=file_path, checks=checks)
+    return node
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Add the built-in checks pytest did not walk past itself (its testpaths do not hold the
+    migrations), before -k / -m deselection sees the items; or only the replayed one."""
+    run = _checks_run(config)
+    if run is None:
+        return
+    from pytest_tenantdb.checks.items import CheckItem, MigrationFile, load_replay
+
+    replay = config.getoption("--tenantdb-replay", default=None)
+    try:
+        if replay:
+            check, text, params = load_replay(run.context, Path(replay))
+            nodes = [
+                MigrationFile.from_parent(
+                    session, path=Path(replay).resolve(), checks=[check], replay=(text, params)
+                )
+            ]
+            items[:] = []
+        elif config.args_source is pytest.Config.ArgsSource.ARGS:
+            return  # paths of its own: pytest collected the migration files it walked
+        else:
+            seen = {item.path for item in items if isinstance(item, CheckItem)}
+            nodes = [
+                MigrationFile.from_parent(session, path=path, checks=checks)
+                for path, checks in run.checks_by_file.items()
+                if path not in seen
+            ]
+        for node in nodes:
+            items.extend(_collected(config, node))
+    except TenantDBError as exc:
+        raise pytest.UsageError(f"tenantdb: {type(exc).__name__}: {exc}") from None
 
 
 def _marker_settings(request: pytest.FixtureRequest, base: Settings) -> tuple[Settings, dict[str, Any]]:
@@ -291,8 +349,8 @@ def pytest_runtest_makereport(
 
 
 def _step_coverage(config: pytest.Config) -> Any:
-    collector = config.stash.get(CHECKS_KEY, None)
-    context = getattr(collector, "_context", None)
+    run = config.stash.get(CHECKS_KEY, None)
+    context = getattr(run, "_context", None)
     return getattr(context, "step_coverage", None)
 
 

@@ -55,7 +55,9 @@ def test_the_checks_of_a_step_share_one_run_of_drawn_tenants(
 ) -> None:
     _project(pytester)
     runs = _count_runs(monkeypatch)
-    result = pytester.runpytest("-k", "0002_b and not compatible", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "-k", "0002_b and (upgrade or data_kept or round_trip)", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=3)  # upgrade, data_kept, round_trip
     assert runs == ["upgrade+data_kept+round_trip"]
 
@@ -80,13 +82,15 @@ def test_each_check_of_a_shared_run_keeps_its_own_failure_and_saved_tenant(pytes
     pytester.makeini(
         "[pytest]\ntenantdb_checks = true\ntenantdb_examples = 30\ntenantdb_failures = failures\n"
     )
-    result = pytester.runpytest("-k", "0002_b and not compatible", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "-k", "0002_b and (upgrade or data_kept or round_trip)", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*tenantdb::0002_b::data_kept*",
+            "*0002_b::data_kept*",
             "*drops the table and creates it again without copying its rows*",
-            "*tenantdb::0002_b::round_trip*",
+            "*0002_b::round_trip*",
             "*round trip: up -> down of 0002_b does not restore the data of table t*",
         ]
     )
@@ -152,10 +156,12 @@ def test_a_python_step_is_drawn_over_the_tables_its_source_names(tmp_path: Path)
 def test_scopes_keep_a_step_together_and_everything_else_apart() -> None:
     from pytest_tenantdb.checks.xdist import step_scope
 
-    assert step_scope("tenantdb::0002_b::upgrade") == step_scope("tenantdb::0002_b::round_trip")
-    assert step_scope("tenantdb::0002_b::upgrade") != step_scope("tenantdb::0003_c::upgrade")
+    upgrade, round_trip = "m/0002_b.sql::0002_b::upgrade", "m/0002_b.sql::0002_b::round_trip"
+    assert step_scope(upgrade) == step_scope(round_trip)
+    assert step_scope(upgrade) != step_scope("m/0003_c.sql::0003_c::upgrade")
+    assert step_scope("m/0003_c.sql::0003_c::compatible") == "m/0003_c.sql::0003_c::compatible"
     assert step_scope("tests/test_x.py::test_a") == "tests/test_x.py::test_a"
-    assert step_scope("tenantdb::history") == "tenantdb::history"
+    assert step_scope("m/0003_c.sql::history") == "m/0003_c.sql::history"
 
 
 def test_with_xdist_a_steps_checks_run_on_one_worker(pytester: pytest.Pytester) -> None:
@@ -166,7 +172,7 @@ def test_with_xdist_a_steps_checks_run_on_one_worker(pytester: pytest.Pytester) 
     result = pytester.runpytest_subprocess("-n", "2", "-v", "-p", "no:cacheprovider", "-k", "not compatible")
     workers: dict[str, set[str]] = {}
     for line in result.stdout.lines:
-        found = re.search(r"\[(gw\d)\] .*PASSED tenantdb::(\d{4}_\w+)::(upgrade|data_kept|round_trip)", line)
+        found = re.search(r"\[(gw\d)\] .*PASSED \S+::(\d{4}_\w+)::(upgrade|data_kept|round_trip)", line)
         if found:
             workers.setdefault(found[2], set()).add(found[1])
     assert len(workers) == 6  # every step's checks ran ...
@@ -177,14 +183,33 @@ def test_with_xdist_a_steps_checks_run_on_one_worker(pytester: pytest.Pytester) 
 def test_a_selection_of_other_files_does_not_collect_the_checks(pytester: pytest.Pytester) -> None:
     _project(pytester)
     pytester.makepyfile(test_app="def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
-    builtin = "tenantdb::0002_b::upgrade"
+    builtin = "migrations/0002_b.up.sql::0002_b::upgrade"  # a node of the step's file
     everything = pytester.runpytest("--co", "-q")
-    assert any(builtin in line for line in everything.stdout.lines)
+    assert builtin in everything.stdout.lines
     one = pytester.runpytest("--co", "-q", "test_app.py::test_one")
-    assert not any("tenantdb::" in line for line in one.stdout.lines)
+    assert not any("migrations/" in line for line in one.stdout.lines)
     one.stdout.fnmatch_lines(["test_app.py::test_one", "1 test collected*"])
     checks = pytester.runpytest("--co", "-q", "migrations")
-    assert any(builtin in line for line in checks.stdout.lines)
+    assert builtin in checks.stdout.lines and "test_app.py::test_one" not in checks.stdout.lines
+    pasted = pytester.runpytest("-q", builtin)  # an id pasted from the output runs that one check
+    pasted.assert_outcomes(passed=1)
+    # a step's file: its checks; the head step's file also those of the history's end
+    step = pytester.runpytest("--co", "-q", "migrations/0002_b.up.sql")
+    assert {line.split("::", 1)[-1] for line in step.stdout.lines if "::" in line} == {
+        "0002_b::upgrade",
+        "0002_b::data_kept",
+        "0002_b::round_trip",
+        "0002_b::compatible",
+        "every_path::from_0001",
+        "no_drift::from_0001",
+        "history",
+    }
+    first = pytester.runpytest("--co", "-q", "migrations/0001_t.sql")
+    assert {line.split("::", 1)[-1] for line in first.stdout.lines if "::" in line} == {
+        "0001_t::upgrade",
+        "0001_t::data_kept",
+        "0001_t::compatible",
+    }
     off = pytester.runpytest("--co", "-q", "--no-tenantdb-checks")
-    assert not any("tenantdb::" in line for line in off.stdout.lines)
+    assert not any("migrations/" in line for line in off.stdout.lines)
     off.stdout.fnmatch_lines(["2 tests collected*"])

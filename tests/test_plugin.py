@@ -242,7 +242,7 @@ def test_plugin_can_be_disabled(project: pytest.Pytester) -> None:
 
 def test_help_lists_the_options(project: pytest.Pytester) -> None:
     result = project.runpytest("--help")
-    result.stdout.fnmatch_lines(["*--tenantdb-migrations*", "*busy_timeout in [tool.tenantdb]*"])
+    result.stdout.fnmatch_lines(["*--tenantdb-migrations*", "*tenantdb_busy_timeout*"])
 
 
 def test_loading_the_plugin_imports_nothing_heavy() -> None:

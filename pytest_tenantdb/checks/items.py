@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from pytest_tenantdb.factory import TenantDBFactory
 
+RUN_KEY = pytest.StashKey["ChecksRun"]()
 PROFILE_CI = "tenantdb-ci"
 PROFILE_DEV = "tenantdb-dev"
 REPLAY_HEADER = "-- tenantdb replay"
@@ -350,8 +351,10 @@ def _passed_marker(
     return Path(cache.mkdir("tenantdb")) / "passed" / key
 
 
-class ChecksCollector(pytest.Collector):
-    """``tenantdb``: the parent of every built-in check item."""
+class ChecksRun:
+    """The built-in checks of one pytest run: their context (built once, lazily), hypothesis
+    settings, and what items share (one tenant run serves a step's three checks; a step whose
+    template cannot be built fails once). One per session, kept in ``config.stash``."""
 
     def __init__(
         self,
@@ -360,31 +363,21 @@ class ChecksCollector(pytest.Collector):
         lock: Path | None,
         update_lock: bool,
         hsettings: Callable[[], HypothesisSettings],
-        replay_file: Path | None,
-        **kwargs: Any,
+        fallback_file: Path,
     ) -> None:
-        super().__init__(**kwargs)
         self.context_factory = context_factory
         self.lock = lock
         self.update_lock = update_lock
         self.hsettings = hsettings
-        self.replay_file = replay_file
+        self.fallback_file = fallback_file
         self._context: CheckContext | None = None
+        self.broken_steps: dict[str, str] = {}  # step -> the item that reported it broken
+        self.step_outcomes: dict[int, dict[str, BaseException | None]] = {}  # version -> kind -> outcome
 
     @functools.cached_property
     def hypothesis_settings(self) -> HypothesisSettings:
         """Built once for the run (profiles registered, example database opened)."""
         return self.hsettings()
-
-    @functools.cached_property
-    def broken_steps(self) -> dict[str, str]:
-        """Steps whose template cannot be built -> the item that reported it."""
-        return {}
-
-    @functools.cached_property
-    def step_outcomes(self) -> dict[int, dict[str, BaseException | None]]:
-        """Step version -> the outcome of each of its checks run so far (one run serves three)."""
-        return {}
 
     @property
     def context(self) -> CheckContext:
@@ -392,38 +385,109 @@ class ChecksCollector(pytest.Collector):
             self._context = self.context_factory()
         return self._context
 
-    def collect(self) -> Iterator[CheckItem]:
+    @functools.cached_property
+    def checks_by_file(self) -> dict[Path, list[Check]]:
+        """Each check at home in a migration file: a step's checks in the step's file, the
+        checks of the history's end (every_path, no_drift, old_code, history) in the head
+        step's file; checks of steps without a file of their own in ``fallback_file``."""
         ctx = self.context
-        if self.replay_file is not None:
-            check, text, params = load_replay(ctx, self.replay_file)
-            yield CheckItem.from_parent(self, name=f"replay::{check.id}", check=check, replay=(text, params))
-            return
         history = None
         if self.lock is not None:
             lock, update = self.lock, self.update_lock
             history = lambda c: _history(c, lock, update)  # noqa: E731
+        steps = {step.label: step for step in ctx.migrations}
+        head = ctx.migrations[-1] if len(ctx.migrations) else None
+        files: dict[Path, list[Check]] = {}
         for check in all_checks(ctx, history):
-            yield CheckItem.from_parent(self, name=check.id, check=check)
+            step = steps.get(check.id.split("::", 1)[0], head)
+            path = getattr(step, "path", None)
+            home = path.resolve() if isinstance(path, Path) and path.is_file() else self.fallback_file
+            files.setdefault(home, []).append(check)
+        return files
 
-    def step_outcome(self, check: Check, say: Callable[[str], None]) -> BaseException | None:
-        """The outcome of step check ``check``, from one run of all its step's checks that have
-        not passed in an earlier run with the same inputs."""
+    def step_outcome(
+        self, check: Check, say: Callable[[str], None], items: list[pytest.Item]
+    ) -> BaseException | None:
+        """The outcome of step check ``check``, from one run of all its step's checks selected in
+        this session (``items``) that have not passed in an earlier run with the same inputs."""
         assert check.aim is not None
         outcomes = self.step_outcomes.get(check.aim, {})
         if check.kind not in outcomes:
-            selected = [i.check for i in self.session.items if isinstance(i, CheckItem) and i.parent is self]
+            selected = [i.check for i in items if isinstance(i, CheckItem)]
+            config = next(i.config for i in items)
             todo = [
                 c
                 for c in selected
                 if c.aim == check.aim
                 and c.kind in STEP_KINDS
                 and c.kind not in outcomes
-                and not _is_cached(_passed_marker(self.config, self.context, c, self.hypothesis_settings))
+                and not _is_cached(_passed_marker(config, self.context, c, self.hypothesis_settings))
             ]
             todo = [check, *(c for c in todo if c is not check)]  # the one asked for first
             outcomes.update(run_step_checks(self.context, todo, self.hypothesis_settings, say))
             self.step_outcomes[check.aim] = outcomes
         return outcomes[check.kind]
+
+
+class MigrationFile(pytest.File):
+    """A migration step's file as pytest sees it: its items are the step's built-in checks
+    (``migrations/0004_split_name.sql::0004_split_name::upgrade``), so ``pytest migrations/``
+    runs them and a pasted node id runs one. ``--tenantdb-replay`` makes one for the saved file."""
+
+    def __init__(
+        self, *, checks: list[Check], replay: tuple[str, dict[str, object]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.checks = checks
+        self.replay = replay
+
+    def collect(self) -> Iterator[CheckItem | CheckGroup]:
+        named = [
+            ((f"replay::{c.id}" if self.replay is not None else c.id).split("::"), c) for c in self.checks
+        ]
+        yield from _nodes(self, named, self.replay)
+
+
+class CheckGroup(pytest.Collector):
+    """A level of a check's id (``0004_split_name`` in ``...::0004_split_name::upgrade``):
+    pytest matches a pasted node id one ``::`` part at a time, so each part is a node."""
+
+    def __init__(
+        self,
+        *,
+        named: list[tuple[list[str], Check]],
+        replay: tuple[str, dict[str, object]] | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.named = named
+        self.replay = replay
+
+    def collect(self) -> Iterator[CheckItem | CheckGroup]:
+        yield from _nodes(self, self.named, self.replay)
+
+
+def _nodes(
+    parent: pytest.Collector,
+    named: list[tuple[list[str], Check]],
+    replay: tuple[str, dict[str, object]] | None,
+) -> Iterator[CheckItem | CheckGroup]:
+    """Children of ``parent``: an item for each one-part name, a group for each first part of
+    longer names, in the order the checks come."""
+    groups: dict[str, list[tuple[list[str], Check]]] = {}
+    order: list[tuple[str, Check | None]] = []
+    for parts, check in named:
+        if len(parts) == 1:
+            order.append((parts[0], check))
+        else:
+            if parts[0] not in groups:
+                order.append((parts[0], None))
+            groups.setdefault(parts[0], []).append((parts[1:], check))
+    for name, one in order:
+        if one is not None:
+            yield CheckItem.from_parent(parent, name=name, check=one, replay=replay)
+        else:
+            yield CheckGroup.from_parent(parent, name=name, named=groups[name], replay=replay)
 
 
 def _is_cached(marker: Path | None) -> bool:
@@ -451,9 +515,12 @@ class CheckItem(pytest.Item):
         self.check = check
         self.replay = replay
 
+    @property
+    def run(self) -> ChecksRun:
+        return self.config.stash[RUN_KEY]
+
     def runtest(self) -> None:
-        parent = self.parent
-        assert isinstance(parent, ChecksCollector)
+        parent = self.run
         if self.replay is not None:
             replay(parent.context, self.check, *self.replay)
             return
@@ -465,7 +532,7 @@ class CheckItem(pytest.Item):
             return
         try:
             if self.check.kind in STEP_KINDS and self.check.aim is not None:
-                failed = parent.step_outcome(self.check, self._say)
+                failed = parent.step_outcome(self.check, self._say, self.session.items)
                 if failed is not None:
                     raise failed
             else:
@@ -497,12 +564,11 @@ class CheckItem(pytest.Item):
             notes = [n for n in getattr(excinfo.value, "__notes__", []) if "Falsifying" in n or "data=" in n]
             if notes:
                 text += "\n\nminimal failing tenant (hypothesis):\n" + "\n".join(notes)
-            parent = self.parent
-            saved = failure_path(parent.context, self.check) if isinstance(parent, ChecksCollector) else None
+            saved = failure_path(self.run.context, self.check)
             if self.replay is None and saved is not None and saved.exists():
                 text += f"\n\nsaved as {saved}; rerun it with: pytest --tenantdb-replay {saved}"
             return text
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"tenantdb::{self.check.id}"
+        return self.path, None, self.check.id

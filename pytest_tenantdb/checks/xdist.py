@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 
-_PREFIX = "tenantdb::"
+_STEP_KINDS = ("upgrade", "data_kept", "round_trip")
 
 
 def step_scope(nodeid: str) -> str:
-    """``tenantdb::0042_x`` for the checks of step 0042_x; the node id itself for any other item."""
-    if nodeid.startswith(_PREFIX) and nodeid.count("::") == 2:
-        return nodeid.rsplit("::", 1)[0]
+    """``migrations/0042_x.sql::0042_x`` for the checks of step 0042_x that share one tenant run;
+    the node id itself for any other item."""
+    parts = nodeid.split("::")
+    if len(parts) == 3 and parts[2] in _STEP_KINDS:
+        return "::".join(parts[:2])
     return nodeid
 
 

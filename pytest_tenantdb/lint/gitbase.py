@@ -102,7 +102,14 @@ def base_tree(root: Path, ref: str, workdir: Path) -> Path:
     try:
         run = subprocess.run(
             # from the top: git refuses `REF:sub/` from inside sub/ ("cwd is untracked")
-            ["git", "-C", str(repository_root(root)), "archive", "--format=tar", f"{ref}:{prefix}" if prefix else ref],
+            [
+                "git",
+                "-C",
+                str(repository_root(root)),
+                "archive",
+                "--format=tar",
+                f"{ref}:{prefix}" if prefix else ref,
+            ],
             capture_output=True,
             check=False,
         )
