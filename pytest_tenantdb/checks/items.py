@@ -490,6 +490,21 @@ def _nodes(
             yield CheckGroup.from_parent(parent, name=name, named=groups[name], replay=replay)
 
 
+def _forget_failure(ctx: CheckContext, check: Check) -> None:
+    """A check that passes now has no failing tenant: its saved one (ours: it has our header)
+    would only send someone to replay a failure that is gone."""
+    saved = failure_path(ctx, check)
+    if saved is None or not saved.is_file():
+        return
+    try:
+        with saved.open("rb") as head:
+            ours = head.read(len(REPLAY_HEADER)) == REPLAY_HEADER.encode()
+        if ours:
+            saved.unlink()
+    except OSError:
+        pass  # a failure file we cannot remove is only stale, never wrong
+
+
 def _is_cached(marker: Path | None) -> bool:
     return marker is not None and marker.exists()
 
@@ -540,6 +555,7 @@ class CheckItem(pytest.Item):
             if passed is not None:
                 passed.parent.mkdir(parents=True, exist_ok=True)
                 passed.touch()
+            _forget_failure(parent.context, self.check)
         except TemplateBuildError as exc:
             # one broken step fails once, at the first item that needs it; the others point there
             root = str(getattr(exc.__cause__, "step", "") or exc)
