@@ -49,3 +49,24 @@ def test_a_pull_request_that_adds_a_step_reruns_only_what_it_can_affect(pytester
 
     cleared = pytester.runpytest("-k", "upgrade or data_kept", "--cache-clear")
     cleared.assert_outcomes(passed=6)
+
+
+def test_each_check_keeps_its_examples_under_its_own_keys() -> None:
+    """All checks share one test function's source, so hypothesis would give them one key:
+    the example database is wrapped, through its public API, to keep them apart."""
+    from hypothesis.database import InMemoryExampleDatabase
+
+    from pytest_tenantdb.checks.items import _keyed_database
+
+    inner = InMemoryExampleDatabase()
+    upgrade, round_trip = (
+        _keyed_database()(inner, "0002_b::upgrade"),
+        _keyed_database()(inner, "0002_b::round_trip"),
+    )
+    upgrade.save(b"key", b"tenant-1")
+    assert list(upgrade.fetch(b"key")) == [b"tenant-1"]
+    assert list(round_trip.fetch(b"key")) == []
+    upgrade.move(b"key", b"other", b"tenant-1")
+    assert list(upgrade.fetch(b"other")) == [b"tenant-1"] and list(upgrade.fetch(b"key")) == []
+    upgrade.delete(b"other", b"tenant-1")
+    assert list(upgrade.fetch(b"other")) == []

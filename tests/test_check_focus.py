@@ -98,7 +98,9 @@ def test_each_check_of_a_shared_run_keeps_its_own_failure_and_saved_tenant(pytes
     assert saved == ["0002_b_data_kept.sql", "0002_b_round_trip.sql"]
     (pytester.path / "failures" / "notes.sql").write_text("-- mine\n")  # not ours: left alone
     (migrations / "0002_b.up.sql").write_text("ALTER TABLE t ADD COLUMN b TEXT;\n")  # fixed
-    result = pytester.runpytest("-k", "0002_b and (upgrade or data_kept or round_trip)", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "-k", "0002_b and (upgrade or data_kept or round_trip)", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=3)
     assert sorted(p.name for p in (pytester.path / "failures").iterdir()) == ["notes.sql"]  # no stale replays
 

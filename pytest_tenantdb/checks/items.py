@@ -195,7 +195,7 @@ def run_check(
     if check.run_once is not None:
         check.run_once(ctx)
         return
-    from hypothesis import given
+    from hypothesis import given, settings
     from hypothesis import strategies as st
 
     from pytest_tenantdb.strategies import tenant_data
@@ -219,7 +219,6 @@ def run_check(
         finally:
             conn.close()
 
-    check_tenant._hypothesis_internal_add_digest = check.id.encode()  # type: ignore[attr-defined]
     try:
         # a step's checks need rows only in the tables the step can reach
         only = ctx.focus(check.aim) if check.aim is not None else None
@@ -230,6 +229,8 @@ def run_check(
         from pytest_tenantdb.checks.aim import aimed
 
         data = aimed(data, ctx.schema(version), ctx.schema(check.aim))
+    if hsettings.database is not None:  # every check shares check_tenant's source: one key space each
+        hsettings = settings(hsettings, database=_keyed_database()(hsettings.database, check.id))
     test = hsettings(given(data=data, params=params)(check_tenant))
     test()
 
@@ -279,6 +280,34 @@ def run_step_checks(
     except BaseException as exc:  # pytest.skip is a BaseException too
         record(exc)
     return outcome
+
+
+@functools.cache
+def _keyed_database() -> Any:
+    """The class, made on first use (hypothesis is imported lazily)."""
+    from hypothesis.database import ExampleDatabase
+
+    class KeyedDatabase(ExampleDatabase):
+        """Hypothesis' example database, each check under its own keys: the saved examples of
+        one check are replayed for that check only (through the public database API)."""
+
+        def __init__(self, inner: ExampleDatabase, name: str) -> None:
+            super().__init__()
+            self.inner, self.prefix = inner, hashlib.sha256(name.encode()).digest()[:8]
+
+        def save(self, key: bytes, value: bytes) -> None:
+            self.inner.save(self.prefix + key, value)
+
+        def fetch(self, key: bytes) -> Any:
+            return self.inner.fetch(self.prefix + key)
+
+        def delete(self, key: bytes, value: bytes) -> None:
+            self.inner.delete(self.prefix + key, value)
+
+        def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+            self.inner.move(self.prefix + src, self.prefix + dest, value)
+
+    return KeyedDatabase
 
 
 def _param_values(name: str) -> Any:
