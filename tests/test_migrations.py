@@ -128,7 +128,7 @@ def test_unreadable_file(write_migrations: Writer, monkeypatch: pytest.MonkeyPat
 
 
 def test_missing_directory_says_how_to_configure(tmp_path: Path) -> None:
-    with pytest.raises(MigrationSetError, match="tenantdb_migrations"):
+    with pytest.raises(MigrationSetError, match=r"Set migrations in \[tool.tenantdb\]"):
         MigrationSet.from_path(tmp_path / "nope")
 
 
