@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pytest_tenantdb import recording
 from pytest_tenantdb.errors import TenantDatabaseError
 
 SIDE_FILES = ("-journal", "-wal", "-shm")
@@ -37,7 +38,8 @@ def connect(path: Path, *, timeout: float = 5.0, must_exist: bool = True) -> sql
     if must_exist and not path.is_file():
         raise TenantDatabaseError(f"{path}: no such database file.")
     try:
-        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        with recording.harness():  # the harness's own connection: --tenantdb-record skips it
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     except sqlite3.Error as exc:
         raise explain(path, exc) from exc
     try:

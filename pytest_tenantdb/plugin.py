@@ -54,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--tenantdb-record",
         metavar="FILE",
         default=None,
-        help="record the SQL your tests run through sqlite3, to replay it later as old code",
+        help="record the queries your tests run on tenant databases (literals as ?), to replay them later as old code",
     )
     group.addoption(
         "--no-tenantdb-checks",
@@ -77,6 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         recorder = Recorder()
         recorder.install()
+        config.pluginmanager.register(recorder, "tenantdb-recorder")  # xdist: workers hand theirs over
         config.stash[RECORDER_KEY] = (recorder, Path(record))
     if config.pluginmanager.hasplugin("xdist") and _checks_on(config):
         from pytest_tenantdb.checks.xdist import StepSchedulingPlugin
@@ -121,6 +122,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     recorder, path = entry
     recorder.uninstall()
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: its controller writes the file
     from pytest_tenantdb.factory import load_migrations
 
     try:

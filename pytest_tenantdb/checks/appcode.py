@@ -6,13 +6,20 @@ with :func:`app_code`, and statements recorded from your own test run (``--tenan
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import sqlite3
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
+import pytest
+
+from pytest_tenantdb import recording
+from pytest_tenantdb.checks.literals import parameterise
 from pytest_tenantdb.errors import ConfigError
 
 AppFunction = Callable[[sqlite3.Connection], object]
@@ -39,38 +46,105 @@ def app_code(version: int) -> Callable[[F], F]:
 
 
 class Recorder:
-    """Collects the DML statements app code runs through ``sqlite3`` during a test session."""
+    """Records the statements tests run on tenant databases (``--tenantdb-record``): on every
+    connection a test opens on a tenant, through ``Tenant.connect()``, a plain
+    ``sqlite3.connect(tenant.path)`` or the app code under test (``sqlite3``, SQLAlchemy and
+    Django open theirs through ``sqlite3.connect`` / ``sqlite3.dbapi2.connect``), but not the
+    harness's own connections (:mod:`pytest_tenantdb.recording`). Each SELECT / INSERT / UPDATE
+    / DELETE / REPLACE / WITH is kept once, its literal values turned into ``?``
+    (:mod:`pytest_tenantdb.checks.literals`).
+
+    It is a pytest plugin too: under xdist each worker hands its statements to the controller,
+    which writes the file."""
 
     def __init__(self) -> None:
         self.statements: dict[str, None] = {}
-        self._original: Callable[..., sqlite3.Connection] | None = None
+        self._tenants: set[str] = set()
+        self._patched: list[tuple[Any, Callable[..., sqlite3.Connection]]] = []
 
     def install(self) -> None:
-        self._original = original = sqlite3.connect
+        import sqlite3.dbapi2
+
+        original = sqlite3.connect
 
         def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             conn: sqlite3.Connection = original(*args, **kwargs)
-            caller = sys._getframe(1).f_globals.get("__name__", "")
-            if not str(caller).startswith("pytest_tenantdb"):
-                conn.set_trace_callback(self._record)
+            if self._tenants and not recording.in_harness() and self._on_tenant(args, kwargs):
+                self.watch(conn)
             return conn
 
-        sqlite3.connect = connect  # type: ignore[assignment]
+        for module in (sqlite3, sqlite3.dbapi2):
+            self._patched.append((module, module.connect))
+            module.connect = connect  # type: ignore[attr-defined]
+        recording.listen(self)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            sqlite3.connect = self._original  # type: ignore[assignment]
-            self._original = None
+        recording.listen(None)
+        for module, original in reversed(self._patched):
+            module.connect = original
+        self._patched.clear()
+
+    def add_tenant(self, path: Path) -> None:
+        self._tenants.add(os.path.realpath(path))
+
+    def watch(self, conn: sqlite3.Connection) -> None:
+        conn.set_trace_callback(self._record)
+
+    def _on_tenant(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether ``sqlite3.connect(*args, **kwargs)`` opened a tenant's file."""
+        database = args[0] if args else kwargs.get("database")
+        uri = args[7] if len(args) > 7 else kwargs.get("uri", False)
+        name = _file_name(database, bool(uri))
+        return name is not None and os.path.realpath(name) in self._tenants
 
     def _record(self, sql: str) -> None:
-        if sql.lstrip().upper().startswith(_DML):
-            self.statements[sql.strip()] = None
+        """sqlite3's trace callback: one statement as it ran, bound values written in."""
+        text = _LEADING_COMMENTS.sub("", sql).strip()
+        if not text[:7].upper().startswith(_DML):
+            return
+        with contextlib.suppress(Exception):  # kept as it ran: recording must never break a test
+            text = parameterise(text)
+        self.statements[text] = None
 
     def save(self, path: Path, app_version: int) -> None:
+        """Write the statements to ``path`` (sorted, one JSON object a line), tagged with
+        ``app_version``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
-            for sql in self.statements:
+            for sql in sorted(self.statements):
                 out.write(json.dumps({"app_version": app_version, "sql": sql}) + "\n")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: the controller writes the file
+            workeroutput[_WORKER_KEY] = list(self.statements)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        for sql in getattr(node, "workeroutput", {}).get(_WORKER_KEY, []):
+            self.statements[str(sql)] = None
+
+
+_WORKER_KEY = "tenantdb_recorded"
+_LEADING_COMMENTS = re.compile(r"^(?:\s*(?:--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$)))*", re.DOTALL)
+
+
+def _file_name(database: object, uri: bool) -> str | None:
+    """The file ``sqlite3.connect(database, uri=uri)`` opens (None: in memory, temporary, or
+    not a name)."""
+    if isinstance(database, os.PathLike):
+        database = os.fspath(database)
+    if isinstance(database, bytes):
+        database = os.fsdecode(database)
+    if not isinstance(database, str) or database in ("", ":memory:"):
+        return None
+    if uri and database.startswith("file:"):
+        parts = urlsplit(database)
+        name = unquote(parts.path)
+        if not name or name == ":memory:" or "mode=memory" in parts.query:
+            return None
+        return name
+    return database
 
 
 def load_recorded(path: Path) -> dict[int, list[str]]:

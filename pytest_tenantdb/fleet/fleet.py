@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytest_tenantdb import database
+from pytest_tenantdb import database, recording
 from pytest_tenantdb.errors import ConfigError, TenantDatabaseError, TenantIdError
 from pytest_tenantdb.fleet.migrator import migrate_many, recover_many
 from pytest_tenantdb.fleet.report import FleetReport
@@ -61,11 +61,17 @@ class Tenant:
     version: int
     size: str = "empty"
 
+    def __post_init__(self) -> None:
+        recording.tenant_created(self.path)  # --tenantdb-record: connections on it are the app's
+
     def connect(self, **kwargs: Any) -> sqlite3.Connection:
-        """A plain ``sqlite3`` connection to the tenant's file, as the app would open it."""
+        """A plain ``sqlite3`` connection to the tenant's file, as the app would open it (what
+        runs on it is recorded by ``--tenantdb-record``)."""
         if not self.path.is_file():
             raise TenantDatabaseError(f"{self.path}: tenant {self.id} has no database file.")
-        conn: sqlite3.Connection = sqlite3.connect(self.path, **kwargs)
+        with recording.harness():  # opened here, handed to the recorder just below
+            conn: sqlite3.Connection = sqlite3.connect(self.path, **kwargs)
+        recording.tenant_connection(conn)
         return conn
 
     def current_version(self, store: VersionStore | None = None) -> int:

@@ -1,0 +1,182 @@
+"""``--tenantdb-record``: every connection a test opens on a tenant, each query once, literals as ``?``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BROKEN, EXAMPLE
+
+pytest_plugins = ["pytester"]
+
+literals = importlib.import_module("pytest_tenantdb.checks.literals")
+
+MYAPP = """
+import sqlite3
+
+from sqlalchemy import create_engine, text
+
+
+def project_names(path, owner_id):
+    conn = sqlite3.connect(path)  # the app under test opens its own connection
+    try:
+        return conn.execute("SELECT name FROM projects WHERE owner_id = :owner", {"owner": owner_id}).fetchall()
+    finally:
+        conn.close()
+
+
+def note_tags(path, note_id):
+    engine = create_engine(f"sqlite:///{path}")  # through SQLAlchemy (sqlite3.dbapi2.connect)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT tag_id FROM note_tags WHERE note_id = :n"), {"n": note_id}).all()
+    finally:
+        engine.dispose()
+"""
+
+APP_TESTS = """
+import sqlite3
+
+import myapp
+
+
+def test_as_the_docs_show(tenant_db):
+    conn = tenant_db.connect()
+    for note_id in (1, 2, 3):
+        conn.execute("SELECT id, title FROM notes WHERE id = ?", (note_id,)).fetchall()
+    conn.execute("UPDATE notes SET title = 'x', priority = 1 WHERE id = 1")
+    conn.execute("UPDATE notes SET title = ?, priority = ? WHERE id = ?", ("it's", 3, 2))
+    conn.close()
+
+
+def test_plain_sqlite3_and_app_code(tenant_db, tenant_fleet):
+    plain = sqlite3.connect(tenant_db.path)
+    plain.execute("SELECT count(*) FROM users WHERE email LIKE 'a%' AND display_name IS NOT NULL").fetchall()
+    plain.close()
+    myapp.project_names(str(tenant_db.path), 7)
+    myapp.note_tags(tenant_db.path, 3)
+    fleet = tenant_fleet(count=3, versions=["head-5"], name="old")  # built, migrated, read by the harness
+    fleet.migrate().raise_on_failure()
+    assert tenant_db.current_version() == fleet[0].current_version()
+    tenant_db.schema()
+    elsewhere = sqlite3.connect(":memory:")  # not a tenant
+    elsewhere.execute("SELECT 1 AS one").fetchall()
+    elsewhere.close()
+"""
+
+RECORDED = [
+    "SELECT count(*) FROM users WHERE email LIKE ? AND display_name IS NOT NULL",
+    "SELECT id, title FROM notes WHERE id = ?",
+    "SELECT name FROM projects WHERE owner_id = ?",
+    "SELECT tag_id FROM note_tags WHERE note_id = ?",
+    "UPDATE notes SET title = ?, priority = ? WHERE id = ?",
+]
+
+
+def _example(pytester: pytest.Pytester) -> pytest.Pytester:
+    shutil.copytree(EXAMPLE / "migrations", pytester.path / "migrations")
+    (pytester.path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\ntenantdb_migrations = "migrations"\n'
+    )
+    (pytester.path / "myapp.py").write_text(MYAPP)
+    pytester.makepyfile(test_app=APP_TESTS)
+    pytester.syspathinsert()
+    return pytester
+
+
+def _recorded(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_tenant_connection_is_recorded_once_per_query(pytester: pytest.Pytester) -> None:
+    project = _example(pytester)
+    record = project.path / "recorded.jsonl"
+    project.runpytest("-q", "-p", "no:randomly", "--tenantdb-record", str(record)).assert_outcomes(passed=2)
+    entries = _recorded(record)
+    # Tenant.connect(), sqlite3.connect(tenant.path), the app's own sqlite3 and SQLAlchemy
+    # connections; each query once, literals as ?; nothing of the harness (seeding, the fleet's
+    # migration and its version bookkeeping, schema reads), nothing of a non-tenant database
+    assert [e["sql"] for e in entries] == RECORDED
+    assert {e["app_version"] for e in entries} == {11}
+
+
+def test_recording_under_xdist_reaches_the_file(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    project = _example(pytester)
+    record = project.path / "recorded.jsonl"
+    result = project.runpytest_subprocess(
+        "-n", "2", "-q", "-p", "no:randomly", "--tenantdb-record", str(record)
+    )
+    result.assert_outcomes(passed=2)
+    assert [e["sql"] for e in _recorded(record)] == RECORDED  # both workers', written once
+
+
+@pytest.mark.parametrize(
+    ("traced", "stored"),
+    [
+        ("SELECT * FROM notes WHERE id = 1", "SELECT * FROM notes WHERE id = ?"),
+        ("SELECT * FROM notes WHERE id = 2", "SELECT * FROM notes WHERE id = ?"),
+        (
+            "SELECT id FROM notes WHERE title = 'it''s' AND body IS NULL AND x IS NOT NULL ORDER BY 2 LIMIT 10 OFFSET 20",
+            "SELECT id FROM notes WHERE title = ? AND body IS NULL AND x IS NOT NULL ORDER BY 2 LIMIT ? OFFSET ?",
+        ),
+        (
+            "INSERT INTO t (a, b, c, d) VALUES (-1, NULL, x'00ff', 2.5e3)",
+            "INSERT INTO t (a, b, c, d) VALUES (?, ?, ?, ?)",
+        ),
+        (
+            "INSERT INTO t (a, b, c, d) VALUES (- 7, 3, X'', 0.5)",
+            "INSERT INTO t (a, b, c, d) VALUES (?, ?, ?, ?)",
+        ),
+        (
+            "SELECT a - 1, b-2, CAST(c AS NUMERIC(10, 2)), data ->> '$.name', x AS 'total' FROM t GROUP BY 1",
+            "SELECT a - ?, b-?, CAST(c AS NUMERIC(10, 2)), data ->> '$.name', x AS 'total' FROM t GROUP BY 1",
+        ),
+        (
+            "SELECT \"col 1\", t1.c2 FROM t1 -- 5 'x'\nWHERE z = 0x1F AND w IN (1, 2)",
+            "SELECT \"col 1\", t1.c2 FROM t1 -- 5 'x'\nWHERE z = ? AND w IN (?, ?)",
+        ),
+        (
+            "SELECT id FROM t WHERE a = :a AND b = 1",
+            "SELECT id FROM t WHERE a = :a AND b = 1",
+        ),  # not expanded
+        ("SELECT FROM WHERE 'not sql' 1", "SELECT FROM WHERE 'not sql' 1"),  # sqlglot cannot parse it
+    ],
+)
+def test_literals_become_parameters(traced: str, stored: str) -> None:
+    literals._PLANS.clear()
+    assert literals.parameterise(traced) == stored
+    assert literals.parameterise(traced) == stored  # the second time from the shape's plan
+
+
+def test_a_shape_plan_serves_other_values() -> None:
+    literals._PLANS.clear()
+    first = literals.parameterise("UPDATE t SET a = 'x', b = -1 WHERE json_extract(d, '$.a') = 3")
+    second = literals.parameterise("UPDATE t SET a = 'yy', b = -20 WHERE json_extract(d, '$.b') = 4")
+    assert len(literals._PLANS) == 1  # one parse for both
+    assert first == "UPDATE t SET a = ?, b = ? WHERE json_extract(d, '$.a') = ?"
+    assert second == "UPDATE t SET a = ?, b = ? WHERE json_extract(d, '$.b') = ?"
+
+
+def test_recorded_parameters_reach_the_checker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_tenantdb.cli import main
+
+    root = tmp_path / "project"
+    shutil.copytree(EXAMPLE / "migrations", root / "migrations")
+    shutil.copy(
+        BROKEN / "rename_breaks_old_queries" / "migrations" / "0012_rename_note_title.sql",
+        root / "migrations",
+    )
+    old = '{"app_version": 11, "sql": "SELECT id FROM notes WHERE title = \'a\'"}\n'  # written before ?s
+    new = '{"app_version": 11, "sql": "SELECT id, body FROM notes WHERE title = ? AND id > ?"}\n'
+    (root / "recorded.jsonl").write_text(old + new)
+    (root / "pyproject.toml").write_text(
+        '[tool.tenantdb]\nmigrations = "migrations"\nrecorded = "recorded.jsonl"\n'
+    )
+    assert main(["check", str(root), "--format", "json"]) == 1
+    found = [f for f in json.loads(capsys.readouterr().out) if Path(f["file"]).name == "recorded.jsonl"]
+    assert sorted((f["code"], f["line"]) for f in found) == [("TDB201", 1), ("TDB201", 2)]
