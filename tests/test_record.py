@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BROKEN, EXAMPLE
+from tests.conftest import BROKEN, EXAMPLE, apply_variant
 
 pytest_plugins = ["pytester"]
 
@@ -180,3 +180,54 @@ def test_recorded_parameters_reach_the_checker(tmp_path: Path, capsys: pytest.Ca
     assert main(["check", str(root), "--format", "json"]) == 1
     found = [f for f in json.loads(capsys.readouterr().out) if Path(f["file"]).name == "recorded.jsonl"]
     assert sorted((f["code"], f["line"]) for f in found) == [("TDB201", 1), ("TDB201", 2)]
+
+
+def test_old_code_failure_is_short_and_names_the_query(pytester: pytest.Pytester) -> None:
+    """Before: the first failing query only, and every parameter of every query of the app
+    version in one dict (``parameters: {'?1': ..., '?7': ...}``). After: each failing query
+    (the first three in full: SQL on one line, SQLite's error at the new schema version, its own
+    first three parameters) and the rest by name."""
+    for name in ("migrations", "queries"):
+        shutil.copytree(EXAMPLE / name, pytester.path / name)
+    for name in ("schema.sql", "tenantdb.lock", "pyproject.toml"):
+        shutil.copy(EXAMPLE / name, pytester.path / name)
+    apply_variant(pytester.path, "rename_breaks_old_queries")  # 0012 renames notes.title in place
+    where = " AND ".join(f"c{n} = ?" for n in range(1, 7))
+    recorded = pytester.path / "recorded.jsonl"
+    recorded.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "app_version": 11,
+                    "sql": f"SELECT id FROM (SELECT id, title, {k} AS {cols}"
+                    f" FROM notes) WHERE title = ? AND {where}",
+                }
+            )
+            + "\n"
+            for k, cols in enumerate(["c1, 0 AS c2, 0 AS c3, 0 AS c4, 0 AS c5, 0 AS c6"] * 6)
+        )
+    )
+    result = pytester.runpytest(
+        "-p", "no:randomly", "-q", "--tenantdb-examples", "5", "-k", "old_code and app_0011",
+        "-o", "tenantdb_queries=", "-o", f"tenantdb_recorded={recorded}",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    message = out[out.index("old code still runs") : out.index("minimal failing tenant")].strip().splitlines()
+    assert message[0] == (
+        "old code still runs: app version 11 breaks on a tenant migrated from schema version 11 to 12: "
+        "6 of its 6 queries and functions work at 11 but fail at 12"
+    )
+    first = (
+        "SELECT id FROM (SELECT id, title, 0 AS c1, 0 AS c2, 0 AS c3, 0 AS c4, 0 AS c5, 0 AS c6 FROM notes) "
+        "WHERE title = ? AND c1 = ? AND c2 = ? AND c3 = ? AND c4 = ? AND c5 = ? AND c6 = ?"
+    )
+    assert message[1:4] == [
+        "  recorded statement 1",
+        f"    {first[:157]}...",  # one line, cut at 160 characters
+        "    error at 12: OperationalError: no such column: title",
+    ]
+    assert message[4].startswith("    parameters: ?1=") and message[4].endswith(", (+4 more)")
+    assert message[-1] == "  and 3 more: recorded statement 4, recorded statement 5, recorded statement 6"
+    assert len(message) == 1 + 3 * 4 + 1  # three queries in full, the others named
+    assert "'?7'" not in "\n".join(message)  # not every parameter of every query

@@ -394,32 +394,83 @@ def old_code(version: int) -> Body:
             ctx.run(new, ctx.migrations.plan(version, target))
         except StepFailure:
             return  # upgrade reports it
-        for label, run in _app_code(ctx, version, params):
-            old_error = _attempt(conn, run)
-            new_error = _attempt(new, run)
+        code = _app_code(ctx, version, params)
+        failed: list[tuple[AppCode, str]] = []
+        for piece in code:
+            old_error = _attempt(conn, piece.run)
+            new_error = _attempt(new, piece.run)
             if new_error is not None and old_error is None:
-                raise CheckFailure(
-                    f"old code still runs: app version {version} code {label} works on a tenant at "
-                    f"version {version} but fails once the tenant is migrated to {target}:\n"
-                    f"  error: {new_error}\n  parameters: {dict(params)!r}"
-                )
+                failed.append((piece, new_error))
+        if failed:
+            raise CheckFailure(old_code_failure(version, target, failed, len(code), params))
 
     return body
 
 
-def _app_code(
-    ctx: CheckContext, version: int, params: Mapping[str, object]
-) -> list[tuple[str, Callable[[sqlite3.Connection], object]]]:
-    code: list[tuple[str, Callable[[sqlite3.Connection], object]]] = []
+@dataclass(frozen=True)
+class AppCode:
+    """One piece of old app code: what the failure calls it, how it runs, its SQL if it is a query."""
+
+    label: str
+    run: Callable[[sqlite3.Connection], object]
+    sql: str | None = None
+
+
+SHOWN_FAILURES = 3  # an old_code failure shows this many failing queries in full, names the rest
+SHOWN_PARAMETERS = 3  # and this many of a query's parameters
+SHOWN_SQL = 160  # characters of a query, on one line
+SHOWN_VALUE = 24  # characters of a parameter's value
+
+
+def old_code_failure(
+    version: int, target: int, failed: list[tuple[AppCode, str]], total: int, params: Mapping[str, object]
+) -> str:
+    """What an old_code failure says: the app version and the schema versions, then each failing
+    query (the first few) with its SQL, SQLite's error and a sample of its own parameters."""
+    lines = [
+        f"old code still runs: app version {version} breaks on a tenant migrated from schema version "
+        f"{version} to {target}: {len(failed)} of its {total} queries and functions work at {version} "
+        f"but fail at {target}"
+    ]
+    for piece, error in failed[:SHOWN_FAILURES]:
+        lines.append(f"  {piece.label}")
+        if piece.sql is not None:
+            lines.append(f"    {_shorten(' '.join(piece.sql.split()), SHOWN_SQL)}")
+        lines.append(f"    error at {target}: {error}")
+        sample = _parameter_sample(piece.sql, params) if piece.sql is not None else ""
+        if sample:
+            lines.append(f"    parameters: {sample}")
+    rest = [piece.label for piece, _ in failed[SHOWN_FAILURES:]]
+    if rest:
+        more = ", ".join(rest[:SHOWN_FAILURES]) + (", ..." if len(rest) > SHOWN_FAILURES else "")
+        lines.append(f"  and {len(rest)} more: {more}")
+    return "\n".join(lines)
+
+
+def _parameter_sample(sql: str, params: Mapping[str, object]) -> str:
+    """The first few parameters ``sql`` uses, with the values drawn for them."""
+    keys = parameters(sql).keys
+    shown = [f"{key}={_shorten(repr(params.get(key)), SHOWN_VALUE)}" for key in keys[:SHOWN_PARAMETERS]]
+    if len(keys) > SHOWN_PARAMETERS:
+        shown.append(f"(+{len(keys) - SHOWN_PARAMETERS} more)")
+    return ", ".join(shown)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _app_code(ctx: CheckContext, version: int, params: Mapping[str, object]) -> list[AppCode]:
+    code: list[AppCode] = []
     if ctx.queries is not None:
         for query in ctx.queries.for_version(version):
             label = f"query {query.name} ({query.location})"
-            code.append((label, _statement(label, query.sql, params)))
+            code.append(AppCode(label, _statement(label, query.sql, params), query.sql))
     for fn in ctx.app_code.get(version, []):
-        code.append((f"{fn.__module__}.{fn.__qualname__}", fn))
+        code.append(AppCode(f"function {fn.__module__}.{fn.__qualname__}", fn))
     for n, sql in enumerate(ctx.recorded.get(version, []), start=1):
-        label = f"recorded statement {n}: {sql[:80]}"
-        code.append((label, _statement(label, sql, params)))
+        label = f"recorded statement {n}"
+        code.append(AppCode(label, _statement(f"{label} ({_shorten(sql, 80)})", sql, params), sql))
     return code
 
 
