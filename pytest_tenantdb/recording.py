@@ -42,10 +42,12 @@ _listener: Listener | None = None
 _in_harness: ContextVar[bool] = ContextVar("tenantdb_in_harness", default=False)
 
 
-def listen(listener: Listener | None) -> None:
-    """Make ``listener`` the one told about tenants and their connections (None: nobody)."""
+def listen(listener: Listener | None) -> Listener | None:
+    """Make ``listener`` the one told about tenants and their connections (None: nobody);
+    return the one it replaces."""
     global _listener
-    _listener = listener
+    previous, _listener = _listener, listener
+    return previous
 
 
 def tenant_created(path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,9 @@ def test_plain_sqlite3_and_app_code(tenant_db, tenant_fleet):
     plain = sqlite3.connect(tenant_db.path)
     plain.execute("SELECT count(*) FROM users WHERE email LIKE 'a%' AND display_name IS NOT NULL").fetchall()
     plain.close()
+    readonly = sqlite3.connect(tenant_db.path.as_uri() + "?mode=ro", uri=True)
+    readonly.execute("/* app */ SELECT label FROM tags WHERE color = 'red'").fetchall()
+    readonly.close()
     myapp.project_names(str(tenant_db.path), 7)
     myapp.note_tags(tenant_db.path, 3)
     fleet = tenant_fleet(count=3, versions=["head-5"], name="old")  # built, migrated, read by the harness
@@ -71,6 +75,7 @@ def test_plain_sqlite3_and_app_code(tenant_db, tenant_fleet):
 RECORDED = [
     "SELECT count(*) FROM users WHERE email LIKE ? AND display_name IS NOT NULL",
     "SELECT id, title FROM notes WHERE id = ?",
+    "SELECT label FROM tags WHERE color = ?",
     "SELECT name FROM projects WHERE owner_id = ?",
     "SELECT tag_id FROM note_tags WHERE note_id = ?",
     "UPDATE notes SET title = ?, priority = ? WHERE id = ?",
@@ -160,6 +165,23 @@ def test_a_shape_plan_serves_other_values() -> None:
     assert len(literals._PLANS) == 1  # one parse for both
     assert first == "UPDATE t SET a = ?, b = ? WHERE json_extract(d, '$.a') = ?"
     assert second == "UPDATE t SET a = ?, b = ? WHERE json_extract(d, '$.b') = ?"
+
+
+def test_a_statement_that_cannot_be_parameterised_is_kept_as_it_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    appcode = importlib.import_module("pytest_tenantdb.checks.appcode")
+
+    def broken(sql: str) -> str:
+        raise RuntimeError("a bug in the parser")
+
+    monkeypatch.setattr(appcode, "parameterise", broken)
+    recorder = appcode.Recorder()
+    conn = sqlite3.connect(":memory:")
+    recorder.watch(conn)
+    conn.execute("CREATE TABLE t (a)")  # DDL: not app queries
+    for _ in range(2):
+        conn.execute("-- a comment first\nSELECT a FROM t WHERE a = ?", (1,)).fetchall()
+    conn.close()
+    assert list(recorder.statements) == ["SELECT a FROM t WHERE a = 1"]  # once, as it ran
 
 
 def test_recorded_parameters_reach_the_checker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -60,26 +60,30 @@ class Recorder:
     def __init__(self) -> None:
         self.statements: dict[str, None] = {}
         self._tenants: set[str] = set()
+        self._seen: dict[str, str] = {}  # statements as they ran -> as stored (the latest few)
+        self._previous: recording.Listener | None = None
         self._patched: list[tuple[Any, Callable[..., sqlite3.Connection]]] = []
 
     def install(self) -> None:
         import sqlite3.dbapi2
 
-        original = sqlite3.connect
+        for module in (sqlite3, sqlite3.dbapi2):
+            self._patched.append((module, module.connect))
+            module.connect = self._wrap(module.connect)  # type: ignore[attr-defined]
+        self._previous = recording.listen(self)
 
+    def _wrap(self, original: Callable[..., sqlite3.Connection]) -> Callable[..., sqlite3.Connection]:
         def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-            conn: sqlite3.Connection = original(*args, **kwargs)
+            conn = original(*args, **kwargs)
             if self._tenants and not recording.in_harness() and self._on_tenant(args, kwargs):
                 self.watch(conn)
             return conn
 
-        for module in (sqlite3, sqlite3.dbapi2):
-            self._patched.append((module, module.connect))
-            module.connect = connect  # type: ignore[attr-defined]
-        recording.listen(self)
+        return connect
 
     def uninstall(self) -> None:
-        recording.listen(None)
+        recording.listen(self._previous)
+        self._previous = None
         for module, original in reversed(self._patched):
             module.connect = original
         self._patched.clear()
@@ -102,9 +106,15 @@ class Recorder:
         text = _LEADING_COMMENTS.sub("", sql).strip()
         if not text[:7].upper().startswith(_DML):
             return
-        with contextlib.suppress(Exception):  # kept as it ran: recording must never break a test
-            text = parameterise(text)
-        self.statements[text] = None
+        stored = self._seen.get(text)
+        if stored is None:
+            stored = text
+            with contextlib.suppress(Exception):  # kept as it ran: recording must never break a test
+                stored = parameterise(text)
+            if len(self._seen) >= _SEEN:
+                self._seen.clear()
+            self._seen[text] = stored
+        self.statements[stored] = None
 
     def save(self, path: Path, app_version: int) -> None:
         """Write the statements to ``path`` (sorted, one JSON object a line), tagged with
@@ -126,6 +136,7 @@ class Recorder:
 
 
 _WORKER_KEY = "tenantdb_recorded"
+_SEEN = 4096
 _LEADING_COMMENTS = re.compile(r"^(?:\s*(?:--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$)))*", re.DOTALL)
 
 

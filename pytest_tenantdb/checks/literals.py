@@ -48,16 +48,14 @@ _MAX_PLANS = 10_000
 def parameterise(sql: str) -> str:
     """``sql`` with its literal values replaced by ``?`` (see the module's docs); ``sql`` itself
     when it has parameters already or cannot be parsed."""
-    if parameters(sql).slots:
-        return sql
     spans, key = _literals(sql)
     if not spans:
         return sql
-    if key in _PLANS:
+    if key in _PLANS:  # parameters are part of the shape: a plan is () when it has some
         plan = _PLANS[key]
         if plan is not None:
             return _apply(sql, [_edit(sql, spans[i], minus) for i, minus in plan])
-    edits = _edits(sql)
+    edits = None if parameters(sql).slots else _edits(sql)
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()
     _PLANS[key] = () if edits is None else _plan(sql, spans, edits)  # (): kept as it is
