@@ -31,6 +31,16 @@ class FleetNotWritableError(TenantDBError):
     """A fleet directory cannot be written at all (read-only, full): nothing was migrated."""
 
 
+class QueryError(TenantDBError):
+    """A fleet query cannot run as written (not one statement, wrong parameters), or
+    ``QueryResult.raise_on_failure()`` found tenants it failed on."""
+
+
+class ReadOnlyQueryError(QueryError):
+    """``fleet.query`` was given a statement that writes (INSERT, UPDATE, CREATE, a PRAGMA with a
+    value, ATTACH...): it only reads; tenants change through ``fleet.migrate()``."""
+
+
 class TemplateBuildError(TenantDBError):
     """A migration step failed while building the template of a schema version."""
 

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_tenantdb import database, recording
 from pytest_tenantdb.errors import ConfigError, TenantDatabaseError, TenantIdError
@@ -22,6 +22,10 @@ from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import MigrationSet
 from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import VersionStore
+
+if TYPE_CHECKING:
+    from pytest_tenantdb.fleet.directory import FileProblem
+    from pytest_tenantdb.fleet.query import QueryResult, QueryRow
 
 _TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]*")
 MAX_TENANT_ID = 100
@@ -60,6 +64,7 @@ class Tenant:
     path: Path
     version: int
     size: str = "empty"
+    source: Path | None = None  # the original a copy was made from (from_directory)
 
     def __post_init__(self) -> None:
         recording.tenant_created(self.path)  # --tenantdb-record: connections on it are the app's
@@ -136,8 +141,11 @@ class Fleet(Sequence[Tenant]):
         workers: int = 1,
         timeout: float = 5.0,
         on_report: Callable[[FleetReport], None] | None = None,
+        skipped: Sequence[FileProblem] = (),
     ) -> None:
         self._tenants = tuple(tenants)
+        #: Files of the folder a fleet was copied from that are not in it (from_directory).
+        self.skipped = tuple(skipped)
         self._by_id = {t.id: t for t in self._tenants}
         self.migrations = migrations
         self.store = store
@@ -156,6 +164,49 @@ class Fleet(Sequence[Tenant]):
 
     def __repr__(self) -> str:
         return f"<Fleet of {len(self)} tenants, versions {dict(sorted(self.created_versions().items()))}>"
+
+    @classmethod
+    def from_directory(
+        cls,
+        path: Path | str,
+        migrations: MigrationSet,
+        *,
+        workdir: Path | str,
+        pattern: str = "*.db",
+        store: VersionStore | None = None,
+        workers: int = 1,
+        timeout: float = 5.0,
+    ) -> Fleet:
+        """A fleet of copies of the real tenant files in ``path`` matching ``pattern``, written to
+        ``workdir`` (new or empty). The originals are only read (see :mod:`.directory`); files that
+        cannot be copied are listed in ``fleet.skipped``."""
+        from pytest_tenantdb.versioning import version_store
+
+        store = store if store is not None else version_store("auto", migrations)
+        tenants, skipped = _copies(Path(path), pattern, Path(workdir), store, timeout)
+        return cls(tenants, migrations, store, workers=workers, timeout=timeout, skipped=skipped)
+
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] = (),
+        *,
+        reduce: Callable[[list[QueryRow]], Any] | None = None,
+        batch_size: int | None = None,
+    ) -> QueryResult:
+        """Run the read-only ``sql`` on every tenant (ATTACHed in batches), map-reduce style:
+        each tenant's rows tagged with its id, ``reduce`` over all of them; a tenant it fails on
+        (a missing table, a corrupted file) is reported in ``result.failed``, not raised."""
+        from pytest_tenantdb.fleet.query import query_files
+
+        return query_files(
+            [(t.id, t.path) for t in self._tenants],
+            sql,
+            params,
+            reduce=reduce,
+            batch_size=batch_size,
+            timeout=self.timeout,
+        )
 
     def tenant(self, tenant_id: str) -> Tenant:
         """The tenant with ``tenant_id``."""
@@ -239,7 +290,7 @@ class FleetBuilder:
         path.mkdir(parents=True, exist_ok=False)
         return path
 
-    def _fleet(self, tenants: Sequence[Tenant]) -> Fleet:
+    def _fleet(self, tenants: Sequence[Tenant], skipped: Sequence[FileProblem] = ()) -> Fleet:
         return Fleet(
             tenants,
             self.migrations,
@@ -247,7 +298,21 @@ class FleetBuilder:
             workers=self.workers,
             timeout=self.timeout,
             on_report=self.on_report,
+            skipped=skipped,
         )
+
+    def from_directory(self, path: Path | str, pattern: str = "*.db", *, name: str | None = None) -> Fleet:
+        """A fleet of copies of the real tenant files in ``path`` matching ``pattern`` (a glob on
+        file names; sub-folders are not searched). Copies are made with SQLite's backup API
+        (committed ``-wal`` content included); the originals are never written. Files that
+        cannot be copied (unreadable, locked, symbolic links) are in ``fleet.skipped``."""
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ConfigError(f"tenant folder {folder} does not exist or is not a folder")
+        target = self.directory / (validate_tenant_id(name) if name else f"fleet-{self._fleets + 1}")
+        self._fleets += 1
+        tenants, skipped = _copies(folder, pattern, target, self.templates.store, self.timeout)
+        return self._fleet(tenants, skipped)
 
     def build(
         self,
@@ -367,6 +432,16 @@ def _clone(source: Path | bytes, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def _copies(
+    folder: Path, pattern: str, target: Path, store: VersionStore, timeout: float
+) -> tuple[list[Tenant], list[FileProblem]]:
+    from pytest_tenantdb.fleet.directory import copy_directory
+
+    copied, skipped = copy_directory(folder, pattern, target, timeout=timeout)
+    tenants = [Tenant(c.tenant, c.copy, _safe_version(c.copy, store), "real", c.source) for c in copied]
+    return tenants, skipped
+
+
 def _safe_version(path: Path, store: VersionStore) -> int:
     """The snapshot's version, or -1 when it cannot be read (migrate() reports why)."""
     try:
@@ -375,7 +450,7 @@ def _safe_version(path: Path, store: VersionStore) -> int:
         return -1
     try:
         return store.read(conn)
-    except sqlite3.Error:
+    except (sqlite3.Error, TenantDatabaseError):  # e.g. an Alembic revision the history lacks
         return -1
     finally:
         conn.close()
