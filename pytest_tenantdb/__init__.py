@@ -14,6 +14,8 @@ if TYPE_CHECKING:
         CheckFailure,
         ConfigError,
         MigrationSetError,
+        QueryError,
+        ReadOnlyQueryError,
         SeedingError,
         StepFailure,
         TemplateBuildError,
@@ -22,7 +24,9 @@ if TYPE_CHECKING:
         TenantIdError,
     )
     from pytest_tenantdb.fleet.fleet import Fleet, FleetBuilder, Tenant, validate_tenant_id
+    from pytest_tenantdb.fleet.query import QueryResult
     from pytest_tenantdb.fleet.report import FleetMigrationError, FleetReport, TenantOutcome
+    from pytest_tenantdb.fleet.scan import ScanResult
     from pytest_tenantdb.fleet.seeding import Seeder
     from pytest_tenantdb.migrations import MigrationSet, Step
     from pytest_tenantdb.schema import Schema, SchemaDiff
@@ -33,6 +37,8 @@ _LAZY = {
     "CheckFailure": "pytest_tenantdb.errors",
     "ConfigError": "pytest_tenantdb.errors",
     "MigrationSetError": "pytest_tenantdb.errors",
+    "QueryError": "pytest_tenantdb.errors",
+    "ReadOnlyQueryError": "pytest_tenantdb.errors",
     "SeedingError": "pytest_tenantdb.errors",
     "StepFailure": "pytest_tenantdb.errors",
     "TemplateBuildError": "pytest_tenantdb.errors",
@@ -46,6 +52,8 @@ _LAZY = {
     "FleetMigrationError": "pytest_tenantdb.fleet.report",
     "FleetReport": "pytest_tenantdb.fleet.report",
     "TenantOutcome": "pytest_tenantdb.fleet.report",
+    "QueryResult": "pytest_tenantdb.fleet.query",
+    "ScanResult": "pytest_tenantdb.fleet.scan",
     "Seeder": "pytest_tenantdb.fleet.seeding",
     "MigrationSet": "pytest_tenantdb.migrations",
     "Step": "pytest_tenantdb.migrations",
@@ -62,6 +70,10 @@ __all__ = [
     "FleetReport",
     "MigrationSet",
     "MigrationSetError",
+    "QueryError",
+    "QueryResult",
+    "ReadOnlyQueryError",
+    "ScanResult",
     "Schema",
     "SchemaDiff",
     "Seeder",

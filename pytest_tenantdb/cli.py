@@ -1,7 +1,8 @@
 """The ``tenantdb`` command: thin, it parses arguments and calls ``fleet/`` and ``migrations/``.
 
-Exit codes (``exits.Exit``): 0 done (``check``: no finding), 1 findings (``check``), 2 usage,
-configuration or input error, 70 internal error, 130 interrupted, 141 stdout closed.
+Exit codes (``exits.Exit``): 0 done (``check``: no finding; ``scan``: no drift), 1 findings
+(``check``) or drifted / unreadable tenants (``scan``), 2 usage, configuration or input error,
+70 internal error, 130 interrupted, 141 stdout closed.
 """
 
 from __future__ import annotations
@@ -120,6 +121,37 @@ def _parser() -> argparse.ArgumentParser:
         help="a folder of steps, an Alembic folder or alembic.ini, django:APP[,APP] or module:attribute",
     )
 
+    scan = sub.add_parser(
+        "scan",
+        parents=[common],
+        help="read a folder of real tenant files (never writing them): versions, drift from each "
+        "version's template, unreadable files",
+    )
+    scan.add_argument("folder", type=Path, metavar="DIR", help="the folder of tenant files")
+    scan.add_argument(
+        "--pattern", default="*.db", help='glob of the tenant files\' names in DIR (default "*.db")'
+    )
+    scan.add_argument(
+        "--project",
+        type=Path,
+        help="project whose [tool.tenantdb] names the migrations (default: found from here up, as check)",
+    )
+    scan.add_argument("--format", choices=["text", "json"], default="text")
+    scan.add_argument(
+        "--compare",
+        choices=["semantic", "exact"],
+        default=None,
+        help="exact: a cosmetic difference (column order, type spelling) is drift too "
+        "(default: [tool.tenantdb] schema_compare)",
+    )
+    scan.add_argument(
+        "--busy-timeout",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="wait this long for a tenant locked by a writer before reporting it locked (default 1)",
+    )
+
     demo = sub.add_parser(
         "demo", parents=[common], help="build a mixed-version fleet from a project and migrate it"
     )
@@ -158,6 +190,8 @@ def _run(argv: list[str]) -> int:
         return _explain(args.code)
     if args.command == "lock":
         return _lock(args)
+    if args.command == "scan":
+        return _scan(args)
     return _demo(console, args)
 
 
@@ -199,6 +233,52 @@ def _lock(args: argparse.Namespace) -> int:
     span = f" ({steps[0].label} .. {steps[-1].label})" if steps else ""
     print(f"wrote {settings.lock}: {count} released step(s){where}{span}; commit it")
     return Exit.OK
+
+
+def _scan(args: argparse.Namespace) -> int:
+    """Scan a folder of tenant files against the project's templates; exit 1 on drift or on a
+    file that cannot be read (docs/reference/cli.md)."""
+    from pytest_tenantdb.errors import ConfigError
+    from pytest_tenantdb.factory import load_migrations
+    from pytest_tenantdb.fleet.scan import scan_directory
+    from pytest_tenantdb.fleet.templates import TemplateCache
+    from pytest_tenantdb.lint.config import cli_settings, project_cache, unwritable
+    from pytest_tenantdb.migrations.directory import require_steps
+    from pytest_tenantdb.versioning import version_store
+
+    if not args.folder.is_dir():
+        raise ConfigError(f"scan {args.folder}: is not a folder; name the folder of tenant files")
+    if args.busy_timeout < 0:
+        raise ConfigError(f"--busy-timeout {args.busy_timeout}: must be 0 or more seconds")
+    root = args.project if args.project is not None else find_project(Path.cwd())
+    settings = cli_settings(root)
+    migrations = load_migrations(settings)
+    require_steps(
+        migrations,
+        lambda found: (
+            f"scan compares tenants with the templates of {settings.origin('migrations')}; "
+            "name the project with --project"
+        ),
+        str(settings.migrations),
+    )
+    store = version_store(settings.versioning, migrations)
+    with tempfile.TemporaryDirectory(prefix="tenantdb-scan-") as tmp:
+        cache = project_cache(settings) / "templates"
+        if unwritable(cache) is not None:
+            cache = Path(tmp) / "templates"
+        templates = TemplateCache(cache, migrations, store)
+        result = scan_directory(
+            args.folder,
+            templates,
+            args.pattern,
+            compare=args.compare or settings.schema_compare,
+            timeout=args.busy_timeout,
+        )
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary())
+    return Exit.OK if result.ok else Exit.FINDINGS
 
 
 def _explain(code: str) -> int:

@@ -21,7 +21,7 @@ class Exit(IntEnum):
     """The documented exit codes (docs/reference/cli.md)."""
 
     OK = 0
-    FINDINGS = 1  # check: findings; demo: never (failed tenants are part of the report)
+    FINDINGS = 1  # check: findings; scan: drifted or unreadable tenants; demo: never
     USAGE = 2  # bad flags, config, input files: the message says what to fix
     INTERNAL = 70  # a bug of the tool itself (sysexits.h EX_SOFTWARE)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as a shell reports it)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from pytest_tenantdb.checks.items import ChecksRun
     from pytest_tenantdb.factory import TenantDBFactory
-    from pytest_tenantdb.fleet.fleet import FleetBuilder, Tenant
+    from pytest_tenantdb.fleet.fleet import Fleet, FleetBuilder, Tenant
     from pytest_tenantdb.fleet.report import FleetReport
     from pytest_tenantdb.migrations import MigrationSet
 
@@ -252,8 +252,9 @@ def _marker_settings(request: pytest.FixtureRequest, base: Settings) -> tuple[Se
     for marker in reversed(list(request.node.iter_markers("tenantdb"))):
         kwargs.update(marker.kwargs)
     extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("version", "size") if k in kwargs}
-    if "migrations" in kwargs and not Path(kwargs["migrations"]).is_absolute():
-        kwargs["migrations"] = Path(request.config.rootpath) / kwargs["migrations"]
+    for key in ("migrations", "tenants"):
+        if kwargs.get(key) is not None and not Path(kwargs[key]).is_absolute():
+            kwargs[key] = Path(request.config.rootpath) / kwargs[key]
     return base.replace_from_marker(**kwargs), extra
 
 
@@ -331,6 +332,27 @@ def tenant_db(tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest,
         version = getattr(request, "param", extra.get("version", "head"))
         builder = _builder(tenantdb_factory, request, tmp_path / "tenantdb")
         return builder.tenant(version, size=extra.get("size", "small"))
+    except TenantDBError as exc:
+        raise _fail(exc) from None
+
+
+@pytest.fixture
+def real_fleet(tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest, tmp_path: Path) -> Fleet:
+    """Copies of the real tenant files in ``tenantdb_tenants`` (or ``@pytest.mark.tenantdb(tenants=...)``)
+    matching ``tenantdb_tenants_pattern``, made with SQLite's backup API in the test's ``tmp_path``:
+    migrate and query them freely, the originals are never written. Files that cannot be copied
+    are in ``real_fleet.skipped``."""
+    try:
+        settings, _ = _marker_settings(request, tenantdb_factory.settings)
+        if settings.tenants is None:
+            from pytest_tenantdb.errors import ConfigError
+
+            raise ConfigError(
+                'real_fleet needs a folder of tenant files: set tenants = "FOLDER" in [tool.tenantdb], '
+                "tenantdb_tenants in pytest's ini, --tenantdb-tenants FOLDER, or @pytest.mark.tenantdb(tenants=...)"
+            )
+        builder = _builder(tenantdb_factory, request, tmp_path / "tenantdb")
+        return builder.from_directory(settings.tenants, settings.tenants_pattern, name="real")
     except TenantDBError as exc:
         raise _fail(exc) from None
 

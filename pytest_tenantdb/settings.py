@@ -214,6 +214,14 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "busy_timeout", "seconds to wait for a locked tenant database", 5.0, Kind("a number >= 0", _seconds)
     ),
+    Option(
+        "tenants",
+        "a folder of real tenant files (copies from production): the real_fleet fixture copies them "
+        "again and never writes the originals",
+        "",
+        PATH,
+    ),
+    Option("tenants_pattern", "glob of the tenant files' names in the tenants folder", "*.db"),
     Option("schema", "how new tenants are created: a schema.sql file or module:function(conn)", ""),
     Option("failures", "where minimal failing tenants are saved as SQL", ".tenantdb/failures", PATH),
     Option("examples", "hypothesis examples per check (0: the tenantdb profile's)", 0, _integer(0)),
@@ -251,7 +259,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
-PATH_OPTIONS = ("migrations", "queries", "lock", "failures", "recorded", "baseline")
+PATH_OPTIONS = ("migrations", "queries", "lock", "failures", "recorded", "baseline", "tenants")
 
 
 @dataclass(frozen=True)
@@ -274,6 +282,8 @@ class Settings:
     seed: int = 0
     variants: int = 2
     busy_timeout: float = 5.0
+    tenants: Path | None = None
+    tenants_pattern: str = "*.db"
     checks: bool = False
     window: str = "1"
     queries: Path | None = None

@@ -66,6 +66,16 @@ _READS = {
     sqlite3.SQLITE_RECURSIVE,
 }
 _ALIAS = "tenantdb_q{}"
+#: Eponymous virtual tables (table-valued functions): not the tenant's tables, never qualified.
+_EPONYMOUS = (
+    "pragma_",
+    "json_each",
+    "json_tree",
+    "generate_series",
+    "dbstat",
+    "sqlite_dbpage",
+    "sqlite_stmt",
+)
 QueryRow = tuple[Any, ...]
 
 
@@ -164,6 +174,10 @@ class _Guard:
     ) -> int:
         if action in _READS:
             return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
+            # SQLite asks this while setting up an eponymous virtual table (pragma_table_list);
+            # a real write of sqlite_master is refused by SQLite itself and by query_only
+            return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_PRAGMA and arg2 is None and (arg1 or "").lower() in READ_PRAGMAS:
             return sqlite3.SQLITE_OK
         name = _ACTION_NAMES.get(action, f"action {action}")
@@ -235,7 +249,7 @@ def qualifier(sql: str) -> Callable[[str], str] | None:
         if not isinstance(name, exp.Identifier) or "start" not in name.meta:
             return None  # a table-valued function: pragma_table_info('t'), json_each(...)
         db = table.args.get("db")
-        if table.args.get("catalog") is not None:
+        if table.args.get("catalog") is not None or name.name.lower().startswith(_EPONYMOUS):
             return None
         if db is None:
             if name.name.lower() in ctes:

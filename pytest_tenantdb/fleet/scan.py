@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 #: Every status a scanned file can have, in the order reports list them.
 STATUSES = ("ok", "cosmetic", "drift", "unknown_version", *PROBLEMS)
-#: Statuses that make ``tenantdb scan`` exit 1 (``cosmetic`` too under ``--compare exact``).
+#: Statuses that make ``tenantdb scan`` exit 1 (under ``--compare exact`` a cosmetic difference is ``drift``).
 BAD = frozenset({"drift", "unknown_version", *PROBLEMS})
 
 _MASTER = (
@@ -164,8 +164,7 @@ class ScanResult:
     @property
     def bad(self) -> list[TenantScan]:
         """The tenants that make ``tenantdb scan`` exit 1."""
-        bad = BAD | ({"cosmetic"} if self.compare == "exact" else set())
-        return [t for t in self.tenants if t.status in bad]
+        return [t for t in self.tenants if t.status in BAD]
 
     @property
     def ok(self) -> bool:
