@@ -266,4 +266,9 @@ def run_all(size: str = "smoke") -> list[Figure]:
         from benchmarks.long_history import bench_long_history
 
         figures.extend(bench_long_history(workdir, size == "full"))
+        from benchmarks.scan import run as bench_scan_and_query
+
+        part = workdir / "scan"
+        part.mkdir()
+        figures.extend(bench_scan_and_query(part, size))
     return figures

@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 27
+    assert len(figures) == 30
     for part in (
         "migrate+seed each from empty",
         "copying files only",
@@ -43,6 +43,9 @@ def test_benchmarks_smoke() -> None:
         "long history: one step added",
         "long history: a step's checks at",
         "long history: pytest -n 2 vs -n 0",
+        "tenants vs introspecting each",
+        "files vs 10 x",
+        "fleet.query over",
     ):
         assert any(part in n for n in names), part  # every figure is there
     for figure in figures:

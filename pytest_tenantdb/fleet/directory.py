@@ -215,7 +215,7 @@ def describe_error(exc: sqlite3.Error) -> UnreadableTenant:
 def readonly_uri(path: Path, header: bytes) -> str | None:
     """The URI that opens ``path`` without writing anything, or None when only a private copy can
     (a WAL database whose ``-wal`` has content but which has no ``-shm``)."""
-    base = path.resolve().as_uri()
+    base = path.absolute().as_uri()  # no realpath: one syscall fewer per folder level
     wal_mode = header[18] == 2 or header[19] == 2
     wal = _size(path.with_name(path.name + "-wal"))
     if not wal_mode and not wal:
