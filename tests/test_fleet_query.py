@@ -108,6 +108,10 @@ def test_names_are_qualified_but_ctes_and_main_resolve_to_each_tenant(fleet: Fle
     assert set(fleet.query(sql).scalars().values()) <= {0, 1, 2}
     assert fleet.query(sql).scalars() == _rows(fleet, sql)
     assert qualifier("SELECT * FROM users")("t0") == 'SELECT * FROM "t0".users'  # type: ignore[misc]
+    multi = "SELECT 'héllo ✓'\n  FROM users\n WHERE id IN (SELECT x FROM notes) -- FROM tags"
+    assert qualifier(multi)("t") == (  # type: ignore[misc]
+        'SELECT \'héllo ✓\'\n  FROM "t".users\n WHERE id IN (SELECT x FROM "t".notes) -- FROM tags'
+    )
     assert qualifier("PRAGMA user_version") is None
     assert qualifier("SELECT * FROM pragma_table_info('users')") is None
 

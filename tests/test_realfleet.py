@@ -231,3 +231,25 @@ def test_many_files_one_connection_at_a_time(tmp_path: Path, example_migrations:
     assert scanned.ignored == 3000
     if fds is not None:
         assert len(os.listdir("/proc/self/fd")) <= fds + 2
+
+
+def test_an_alembic_state_the_history_cannot_place_is_an_outcome(tmp_path: Path) -> None:
+    """A real Alembic tenant on one branch only: copied (version -1), failed by migrate, scanned
+    as unknown_version; from_snapshots keeps raising for it (tests/test_sources.py)."""
+    from alembic import command
+
+    from tests.test_sources import ALEMBIC, _alembic_config
+
+    migrations = MigrationSet.from_path(ALEMBIC / "alembic.ini")
+    folder = tmp_path / "real"
+    folder.mkdir()
+    command.upgrade(_alembic_config(folder / "branch_a.db"), "2b3c4d5e6f7a")  # type: ignore[arg-type]
+    before = state(folder)
+    builder = make_builder(tmp_path, migrations, "auto")
+    fleet = builder.from_directory(folder)
+    assert [(t.id, t.version) for t in fleet] == [("branch_a", -1)]
+    (failed,) = fleet.migrate().failed
+    assert "not a state of the history" in (failed.error or "")
+    (scanned,) = scan_directory(folder, builder.templates).tenants
+    assert scanned.status == "unknown_version" and "merge point" in scanned.detail
+    assert state(folder) == before

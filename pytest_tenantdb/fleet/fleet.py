@@ -438,19 +438,25 @@ def _copies(
     from pytest_tenantdb.fleet.directory import copy_directory
 
     copied, skipped = copy_directory(folder, pattern, target, timeout=timeout)
-    tenants = [Tenant(c.tenant, c.copy, _safe_version(c.copy, store), "real", c.source) for c in copied]
+    tenants = [Tenant(c.tenant, c.copy, _safe_version(c.copy, store, lenient=True), "real", c.source) for c in copied]
     return tenants, skipped
 
 
-def _safe_version(path: Path, store: VersionStore) -> int:
-    """The snapshot's version, or -1 when it cannot be read (migrate() reports why)."""
+def _safe_version(path: Path, store: VersionStore, *, lenient: bool = False) -> int:
+    """The snapshot's version, or -1 when it cannot be read (migrate() reports why). A version
+    table the history cannot place raises, unless ``lenient`` (a folder of real tenants: then
+    it is that tenant's outcome)."""
     try:
         conn = database.connect(path)
     except TenantDatabaseError:
         return -1
     try:
         return store.read(conn)
-    except (sqlite3.Error, TenantDatabaseError):  # e.g. an Alembic revision the history lacks
+    except TenantDatabaseError:  # e.g. an Alembic state the history cannot place
+        if not lenient:
+            raise
+        return -1
+    except sqlite3.Error:
         return -1
     finally:
         conn.close()
