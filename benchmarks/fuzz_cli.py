@@ -87,8 +87,9 @@ def problems(outcome: Outcome) -> list[str]:
         found.append("a Python traceback in the output")
     if code == Exit.USAGE and not outcome.err.strip():
         found.append("exit 2 without a message on stderr")
-    if code == Exit.FINDINGS and ("check" not in outcome.case.argv or not outcome.out.strip()):
-        found.append("exit 1 that is not findings of check")
+    argv = outcome.case.argv
+    if code == Exit.FINDINGS and (("check" not in argv and "scan" not in argv) or not outcome.out.strip()):
+        found.append("exit 1 that is not findings of check")  # or of scan
     return found
 
 
@@ -233,8 +234,17 @@ DEMO_OPTIONS: dict[str, list[str]] = {
     "--versioning": ["auto", "user_version", "table", "alembic", "x"],
     "--json": [],
 }
+SCAN_OPTIONS: dict[str, list[str]] = {
+    "--pattern": ["*.db", "*", "*.sql", "[", ""],
+    "--format": ["text", "json", "x"],
+    "--compare": ["semantic", "exact", "x"],
+    "--busy-timeout": ["0", "1", "-1", "x", "nan"],
+    "--project": [".", "missing", "pyproject.toml"],
+    "--debug": [],
+}
 WORDS_OF_ARGV = [
     "check",
+    "scan",
     "versions",
     "explain",
     "demo",
@@ -262,7 +272,7 @@ def _options(rng: random.Random, table: dict[str, list[str]], most: int) -> list
 
 
 def draw_argv(rng: random.Random) -> tuple[str, ...]:
-    kind = rng.choice(["check", "check", "check", "versions", "explain", "demo", "words"])
+    kind = rng.choice(["check", "check", "check", "versions", "explain", "demo", "scan", "words"])
     if kind == "check":
         path = rng.choice([[], ["."], ["."], ["missing"], ["pyproject.toml"], ["migrations"]])
         return ("check", *path, *_options(rng, CHECK_OPTIONS, 3))
@@ -270,6 +280,9 @@ def draw_argv(rng: random.Random) -> tuple[str, ...]:
         return ("versions", rng.choice([*PATHS, "os:path", "django:auth"]))
     if kind == "explain":
         return ("explain", rng.choice([rng.choice(RULE_CODES), rng.choice(RULE_CODES).lower(), garbage(rng)]))
+    if kind == "scan":
+        folder = rng.choice([".", "migrations", "queries", "missing", "pyproject.toml"])
+        return ("scan", folder, *_options(rng, SCAN_OPTIONS, 3))
     if kind == "demo":
         project = rng.choice([".", ".", "missing", "pyproject.toml"])
         return ("demo", project, "--count", "2", "--workers", "1", *_options(rng, DEMO_OPTIONS, 3))

@@ -49,6 +49,19 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 to a day."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 86400, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that ends in an exit code from main() instead of ``sys.exit`` (in-process callers
     and the fuzzer get a return value; a stray SystemExit elsewhere is an internal error)."""
@@ -146,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     scan.add_argument(
         "--busy-timeout",
-        type=float,
+        type=_seconds,
         default=1.0,
         metavar="SECONDS",
         help="wait this long for a tenant locked by a writer before reporting it locked (default 1)",
@@ -248,8 +261,6 @@ def _scan(args: argparse.Namespace) -> int:
 
     if not args.folder.is_dir():
         raise ConfigError(f"scan {args.folder}: is not a folder; name the folder of tenant files")
-    if args.busy_timeout < 0:
-        raise ConfigError(f"--busy-timeout {args.busy_timeout}: must be 0 or more seconds")
     root = args.project if args.project is not None else find_project(Path.cwd())
     settings = cli_settings(root)
     migrations = load_migrations(settings)

@@ -438,7 +438,9 @@ def _copies(
     from pytest_tenantdb.fleet.directory import copy_directory
 
     copied, skipped = copy_directory(folder, pattern, target, timeout=timeout)
-    tenants = [Tenant(c.tenant, c.copy, _safe_version(c.copy, store, lenient=True), "real", c.source) for c in copied]
+    tenants = [
+        Tenant(c.tenant, c.copy, _safe_version(c.copy, store, lenient=True), "real", c.source) for c in copied
+    ]
     return tenants, skipped
 
 
