@@ -55,7 +55,7 @@ def test_scan_reports_each_file_versions_and_drift_groups(
     data = result.to_dict()
     json.dumps(data)
     assert data["totals"]["drift"] == 3 and data["totals"]["symlink"] == 2
-    assert data["drift_groups"][0]["count"] == 2
+    assert data["drift_groups"][0]["count"] == 2 and data["introspected"] == 3
 
 
 def test_a_clean_folder_is_ok(tmp_path: Path, example_migrations: MigrationSet) -> None:

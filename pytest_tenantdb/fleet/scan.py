@@ -214,6 +214,7 @@ class ScanResult:
             "seconds": round(self.seconds, 4),
             "count": len(self),
             "ignored": self.ignored,
+            "introspected": self.introspected,
             "ok": self.ok,
             "totals": dict(self.totals()),
             "versions": {str(v): n for v, n in sorted(self.versions().items())},
