@@ -110,11 +110,12 @@ class RichProgress:
                 return
             self._open(task, done, total, label)
         assert self._bar is not None and self._id is not None
-        self._bar.update(self._id, completed=done, label=label)
         if done >= total:
+            self._bar.update(self._id, completed=done, label=label)
             self.close()
-        elif now - self._drawn >= 1 / REDRAWS_PER_SECOND:
+        elif now - self._drawn >= 1 / REDRAWS_PER_SECOND:  # the tenants between: not even counted
             self._drawn = now
+            self._bar.update(self._id, completed=done, label=label)
             self._bar.refresh()
 
     def _open(self, task: str, done: int, total: int, label: str) -> None:
