@@ -362,3 +362,38 @@ def test_no_progress_off_a_terminal(pytester: pytest.Pytester, monkeypatch: pyte
     assert for_terminal(Tty()) is not None
     monkeypatch.setenv("TENANTDB_PROGRESS", "0")
     assert for_terminal(Tty()) is None
+
+
+def test_progress_in_pytest_is_drawn_past_the_capture(
+    pytester: pytest.Pytester, write_migrations: Writer
+) -> None:
+    """On a terminal (faked: output to a pipe here) a long build draws its bar between the test's
+    captured output, which keeps only what the test printed."""
+    folder = write_migrations(KINDS)
+    pytester.makeini(f"[pytest]\ntenantdb_migrations = {folder}\n")
+    pytester.makeconftest(
+        """
+        import importlib
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(config):
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            reporter.isatty = type(reporter.isatty)(True)  # pytest's callable bool
+            importlib.import_module("pytest_tenantdb.progress").PYTEST_DELAY = 0.0  # no waiting
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_build(tenant_fleet):
+            print("the test's own output")
+            tenant_fleet(count=7, versions={1: 7}, sizes="empty")
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    out = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", result.stdout.str())
+    assert re.search(r"building tenants .* 7/7", out)
+    captured = out.split("Captured stdout call")[1]
+    assert "the test's own output" in captured and "building tenants" not in captured
