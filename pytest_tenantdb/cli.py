@@ -11,6 +11,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     from pytest_tenantdb.fleet.report import FleetReport
     from pytest_tenantdb.migrations import MigrationSet
+    from pytest_tenantdb.progress import RichProgress
 
 DEMO_MIX: dict[int | str, float] = {
     "head": 0.45,
@@ -391,30 +393,47 @@ def _fresh_workdir(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
 
 
+def _busy(console: Console, progress: RichProgress | None, text: str) -> AbstractContextManager[object]:
+    """A spinner, unless a progress bar already shows what is going on."""
+    return nullcontext() if progress is not None else console.status(text)
+
+
 def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationSet, workdir: Path) -> int:
     from pytest_tenantdb.fleet.fleet import FleetBuilder
     from pytest_tenantdb.fleet.templates import TemplateCache
+    from pytest_tenantdb.progress import for_terminal
     from pytest_tenantdb.versioning import version_store
 
     templates = TemplateCache(
         workdir / "templates", migrations, version_store(args.versioning, migrations, "--versioning")
     )
-    builder = FleetBuilder(workdir / "tenants", templates, seed=args.seed, workers=args.workers)
-    with console.status(f"building {args.count} tenants from templates..."):
-        fleet = builder.build(args.count, _demo_mix(migrations))
-    console.print(
-        f"built {len(fleet)} fake tenants in {workdir / 'tenants'}: versions {dict(sorted(fleet.created_versions().items()))}"
+    progress = for_terminal(sys.stderr)  # counts and time left on stderr, when it is a terminal
+    builder = FleetBuilder(
+        workdir / "tenants", templates, seed=args.seed, workers=args.workers, progress=progress
     )
-    fleets = [fleet]
-    snapshots = args.project / "snapshots"
-    if snapshots.is_dir():
-        copied = builder.from_snapshots(snapshots)
-        console.print(f"copied {len(copied)} real tenant snapshots from {snapshots} (originals untouched)")
-        fleets.append(copied)
-    reports = []
-    with console.status(f"migrating to version {migrations.head} with {args.workers} workers..."):
-        for one in fleets:
-            reports.append(one.migrate())
+    try:
+        with _busy(console, progress, f"building {args.count} tenants from templates..."):
+            fleet = builder.build(args.count, _demo_mix(migrations))
+        console.print(
+            f"built {len(fleet)} fake tenants in {workdir / 'tenants'}: versions {dict(sorted(fleet.created_versions().items()))}"
+        )
+        fleets = [fleet]
+        snapshots = args.project / "snapshots"
+        if snapshots.is_dir():
+            copied = builder.from_snapshots(snapshots)
+            console.print(
+                f"copied {len(copied)} real tenant snapshots from {snapshots} (originals untouched)"
+            )
+            fleets.append(copied)
+        reports = []
+        with _busy(
+            console, progress, f"migrating to version {migrations.head} with {args.workers} workers..."
+        ):
+            for one in fleets:
+                reports.append(one.migrate())
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
         return 0
@@ -447,9 +466,8 @@ def _print_report(console: Console, report: FleetReport, title: str) -> None:
         style="bold",
     )
     console.print(table)
-    for outcome in report.failed:
-        console.print(outcome.describe(), style="red")
-    if report.failed:
+    if report.failed:  # each kind of failure once: step, error, how many tenants and which
+        console.print(report.failures_text(failures=10), style="red")
         console.print("Each failed tenant was restored byte-identical from its backup; the others went on.")
 
 

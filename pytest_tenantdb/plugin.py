@@ -291,6 +291,7 @@ def tenantdb_migrations(tenantdb_factory: TenantDBFactory, request: pytest.Fixtu
 
 def _builder(factory: TenantDBFactory, request: pytest.FixtureRequest, directory: Path) -> FleetBuilder:
     from pytest_tenantdb.fleet.fleet import FleetBuilder
+    from pytest_tenantdb.progress import for_pytest
 
     settings, _ = _marker_settings(request, factory.settings)
     node = request.node
@@ -306,6 +307,7 @@ def _builder(factory: TenantDBFactory, request: pytest.FixtureRequest, directory
         workers=settings.workers,
         timeout=settings.busy_timeout,
         on_report=record,
+        progress=for_pytest(request.config),  # on a terminal, for builds and migrations over 2 s
     )
 
 

@@ -63,8 +63,11 @@ def test_failed_tenants_show_in_the_summary(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*FleetMigrationError: 3 tenants -> version 11: 2 migrated, 0 already current, 1 failed*",
-            "*tenant-0002: failed at step 0008_rebuild_notes*error in view recent*",
+            "step 0008_rebuild_notes (*0008_rebuild_notes.sql:18): error in view recent*"
+            " -- 1 tenant: tenant-0002",
             "*= tenantdb fleet migrations =*",
+            "*test_drift: 3 tenants -> version 11: 2 migrated, 0 already current, 1 failed*",
+            "step 0008_rebuild_notes (*): error in view recent* -- 1 tenant: tenant-0002",
         ]
     )
     assert "pytest_tenantdb/fleet" not in result.stdout.str()

@@ -20,6 +20,7 @@ from pytest_tenantdb.fleet.report import FleetReport
 from pytest_tenantdb.fleet.seeding import SIZE_ROWS, ColumnGenerator, Seeder
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.progress import Progress, counting
 from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import VersionStore
 
@@ -136,6 +137,7 @@ class Fleet(Sequence[Tenant]):
         workers: int = 1,
         timeout: float = 5.0,
         on_report: Callable[[FleetReport], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self._tenants = tuple(tenants)
         self._by_id = {t.id: t for t in self._tenants}
@@ -144,6 +146,7 @@ class Fleet(Sequence[Tenant]):
         self.workers = workers
         self.timeout = timeout
         self._on_report = on_report
+        self.progress = progress
 
     def __getitem__(self, index: int) -> Tenant:  # type: ignore[override]
         return self._tenants[index]
@@ -199,6 +202,7 @@ class Fleet(Sequence[Tenant]):
             workers,
             self.timeout,
             lock_timeout,
+            progress=self.progress,
         )
         report = FleetReport(target, tuple(outcomes), time.perf_counter() - started, workers)
         if self._on_report is not None:
@@ -219,6 +223,7 @@ class FleetBuilder:
         workers: int = 1,
         timeout: float = 5.0,
         on_report: Callable[[FleetReport], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.directory = directory
         self.templates = templates
@@ -227,6 +232,8 @@ class FleetBuilder:
         self.workers = workers
         self.timeout = timeout
         self.on_report = on_report
+        #: told of each tenant built and migrated (pytest_tenantdb.progress); None: nothing
+        self.progress = progress
         self._fleets = 0
 
     @property
@@ -247,6 +254,7 @@ class FleetBuilder:
             workers=self.workers,
             timeout=self.timeout,
             on_report=self.on_report,
+            progress=self.progress,
         )
 
     def build(
@@ -293,14 +301,16 @@ class FleetBuilder:
         directory = self._new_directory(name)
         sources: dict[tuple[int, str, int], Path | bytes] = {}
         tenants = []
-        for tenant_id, version, size in zip(ids, wanted_versions, wanted_sizes, strict=True):
-            variant = rng.randrange(self.variants) if SIZE_ROWS[size] else 0
-            key = (version, size, variant)
-            if key not in sources:
-                sources[key] = _source(self.templates.seeded_template(*key, seeder))
-            path = directory / f"{tenant_id}.sqlite3"
-            _clone(sources[key], path)
-            tenants.append(Tenant(tenant_id, path, key[0], key[1]))
+        with counting(self.progress, "building", count) as tick:
+            for tenant_id, version, size in zip(ids, wanted_versions, wanted_sizes, strict=True):
+                variant = rng.randrange(self.variants) if SIZE_ROWS[size] else 0
+                key = (version, size, variant)
+                if key not in sources:
+                    sources[key] = _source(self.templates.seeded_template(*key, seeder))
+                path = directory / f"{tenant_id}.sqlite3"
+                _clone(sources[key], path)
+                tenants.append(Tenant(tenant_id, path, key[0], key[1]))
+                tick(tenant_id)
         return self._fleet(tenants)
 
     __call__ = build
