@@ -331,7 +331,9 @@ def tenant_db(tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest,
     try:
         _, extra = _marker_settings(request, tenantdb_factory.settings)
         version = getattr(request, "param", extra.get("version", "head"))
-        builder = _builder(tenantdb_factory, request, tmp_path / "tenantdb")
+        builder = _builder(
+            tenantdb_factory, request, tmp_path / "tenantdb" / "tenant_db"
+        )  # apart from tenant_fleet's
         return builder.tenant(version, size=extra.get("size", "small"))
     except TenantDBError as exc:
         raise _fail(exc) from None

@@ -259,3 +259,14 @@ def test_loading_the_plugin_imports_nothing_heavy() -> None:
     code = "import pytest_tenantdb as p; print(p.MigrationSet.__name__, p.__all__[:1]); p.nope"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.stdout.startswith("MigrationSet ['CheckFailure']") and "has no attribute 'nope'" in run.stderr
+
+
+def test_tenant_db_and_tenant_fleet_in_one_test(project: pytest.Pytester) -> None:
+    """Both fixtures build into the test's tmp_path; each keeps to its own folder."""
+    project.makeini("[pytest]\ntenantdb_migrations = migrations\n")
+    project.makepyfile(
+        "def test_x(tenant_db, tenant_fleet):\n"
+        "    fleet = tenant_fleet(count=2)\n"
+        "    assert len(fleet) == 2 and tenant_db.path.exists()\n"
+    )
+    project.runpytest("-q").assert_outcomes(passed=1)

@@ -253,3 +253,5 @@ def test_old_code_failure_is_short_and_names_the_query(pytester: pytest.Pytester
     assert message[-1] == "  and 3 more: recorded statement 4, recorded statement 5, recorded statement 6"
     assert len(message) == 1 + 3 * 4 + 1  # three queries in full, the others named
     assert "'?7'" not in "\n".join(message)  # not every parameter of every query
+    tenant = out[out.index("minimal failing tenant") :]
+    assert "params={...}" in tenant and "'?7'" not in tenant  # hypothesis' example: no wall either

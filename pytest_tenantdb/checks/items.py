@@ -519,6 +519,13 @@ def _nodes(
             yield CheckGroup.from_parent(parent, name=name, named=groups[name], replay=replay)
 
 
+def _without_params(note: str) -> str:
+    """Hypothesis' falsifying example less its ``params={...}`` (the last argument): every drawn
+    parameter of every query is a wall; the failure message shows the values the failing
+    queries ran with."""
+    return re.sub(r"params=\{.*\}(?=,?\s*\)\s*$)", "params={...}", note, flags=re.DOTALL)
+
+
 def _forget_failure(ctx: CheckContext, check: Check) -> None:
     """A check that passes now has no failing tenant: its saved one (ours: it has our header)
     would only send someone to replay a failure that is gone."""
@@ -606,7 +613,11 @@ class CheckItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, TenantDBError):
             text = str(excinfo.value)
-            notes = [n for n in getattr(excinfo.value, "__notes__", []) if "Falsifying" in n or "data=" in n]
+            notes = [
+                _without_params(n)
+                for n in getattr(excinfo.value, "__notes__", [])
+                if "Falsifying" in n or "data=" in n
+            ]
             if notes:
                 text += "\n\nminimal failing tenant (hypothesis):\n" + "\n".join(notes)
             saved = failure_path(self.run.context, self.check)
