@@ -109,9 +109,12 @@ def _checks_wanted(config: pytest.Config, settings: Settings) -> bool:
     origin = Path(config.invocation_params.dir)
     migrations = settings.migrations if settings.migrations.exists() else Path(config.rootpath)
     target = migrations.resolve()
+    inifile = Path(config.inipath).resolve() if config.inipath else None
     for arg in config.args:
         path = (origin / arg.split("::")[0]).resolve()
         if path == target or path in target.parents or target in path.parents:
+            return True
+        if path == inifile and "::" in arg:  # a pasted id of a check homed in the configuration
             return True
     return False
 
@@ -173,7 +176,8 @@ def _checks_run(config: pytest.Config) -> ChecksRun | None:
             lock=settings.lock,
             update_lock=bool(config.getoption("--tenantdb-update-lock", default=False)),
             hsettings=lambda: hypothesis_settings(config, settings.examples),
-            fallback_file=settings.root / "tenantdb",
+            fallback_file=(Path(config.inipath) if config.inipath else settings.root / "tenantdb").resolve(),
+            root=Path(config.rootpath),
         )
     except TenantDBError as exc:
         raise pytest.UsageError(f"tenantdb: {type(exc).__name__}: {exc}") from None
@@ -193,9 +197,10 @@ def _collected(config: pytest.Config, node: pytest.Collector) -> list[pytest.Ite
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """A migration step's file is collected as its built-in checks (``pytest migrations/``)."""
-    if file_path.suffix not in (".sql", ".py"):
-        return None  # cheap: most files pytest walks past are neither
-    run = _checks_run(parent.config)
+    config = parent.config
+    if file_path.suffix not in (".sql", ".py") and file_path != config.inipath:
+        return None  # cheap: most files pytest walks past are neither steps nor the configuration
+    run = _checks_run(config)
     if run is None or parent.config.getoption("--tenantdb-replay", default=None):
         return None
     try:
