@@ -405,3 +405,27 @@ def test_fixture_catches_the_in_place_rename_and_prints_the_shrunk_interleaving(
             "*Request(tenant='tenant-*', app=11,*",
         ]
     )
+
+
+def test_a_seed_gives_the_same_rollout_in_separate_processes(pytester: pytest.Pytester) -> None:
+    """Two pytest processes (each with its own hash seed): the same interleaving and failures."""
+    _make_project(pytester.path, "rename")
+    pytester.makepyfile(
+        test_seeded="""
+        def test_print(tenant_rollout):
+            print(tenant_rollout(count=6, seed=1).run(mode="lazy", seed=77, requests=4))
+        """
+    )
+    outputs = []
+    for _ in range(2):
+        result = pytester.runpytest_subprocess(
+            "test_seeded.py", "-s", "--no-tenantdb-checks", "-p", "no:randomly"
+        )
+        result.assert_outcomes(passed=1)
+        lines = result.stdout.lines
+        outputs.append(
+            [line for line in lines if "rollout lazy" in line or line.startswith(("query ", "  "))]
+        )
+    assert outputs[0] == outputs[1]
+    assert "rollout lazy from app 11 to 12, seed 77: 6 tenants" in outputs[0][0]
+    assert any("Request(" in line for line in outputs[0])

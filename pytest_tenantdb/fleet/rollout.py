@@ -96,6 +96,14 @@ def _newest(by_version: Mapping[int, Sequence[Any]], version: int) -> tuple[int,
     return (max(usable), by_version[max(usable)]) if usable else (version, ())
 
 
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the current directory when it lies under it (as pytest shows paths)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)
+
+
 def app_pieces(
     version: int,
     queries: QueryFolder | None,
@@ -110,7 +118,9 @@ def app_pieces(
     :class:`QueryParameterError` saying which one, rather than being left out unchecked."""
     pieces: list[AppPiece] = []
     for query in queries.for_version(version) if queries is not None else []:
-        pieces.append(AppPiece("query", query.name, query.location, version, sql=query.sql))
+        pieces.append(
+            AppPiece("query", query.name, f"{_shown_path(query.path)}:{query.line}", version, sql=query.sql)
+        )
     for fn in _newest(functions, version)[1]:
         code = getattr(fn, "__code__", None)
         where = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "?"
@@ -438,9 +448,10 @@ class RolloutResult:
         seed = f", seed {self.seed}" if self.seed is not None else ""
         failed = sum(o.status == "failed" for o in self.migrations)
         return (
-            f"rollout {self.mode} from app {self.old} to {self.new}{seed}: {len(self.versions)} tenants, "
-            f"{self.requests} requests, {len(self.failures)} failed queries, "
-            f"{len(self.migrations)} migrations ({failed} failed), {len(self.pending)} tenants not at {self.new}"
+            f"rollout {self.mode} from app {self.old} to {self.new}{seed}: {_n(len(self.versions), 'tenant')}, "
+            f"{_n(self.requests, 'request')}, {_n(len(self.failures), 'failed query', 'failed queries')}, "
+            f"{_n(len(self.migrations), 'migration')} ({failed} failed), "
+            f"{_n(len(self.pending), 'tenant')} not at {self.new}"
         )
 
     def summary(self, failures: int = 5) -> str:
@@ -480,6 +491,10 @@ class RolloutResult:
     def raise_on_failure(self) -> None:
         if not self.ok:
             raise RolloutFailure(self.summary(failures=10))
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
 
 
 # -- the simulation --------------------------------------------------------------------------
