@@ -91,9 +91,10 @@ class AppPiece:
         return lambda conn: conn.execute(sql, bound).fetchall()
 
 
-def _newest(by_version: Mapping[int, Sequence[Any]], version: int) -> tuple[int, Sequence[Any]]:
+def _newest(by_version: Mapping[int, Sequence[Any]], version: int) -> Sequence[Any]:
+    """The set registered at the newest version <= ``version`` (none: nothing)."""
     usable = [v for v in by_version if v <= version]
-    return (max(usable), by_version[max(usable)]) if usable else (version, ())
+    return by_version[max(usable)] if usable else ()
 
 
 def _shown_path(path: Path) -> str:
@@ -121,11 +122,11 @@ def app_pieces(
         pieces.append(
             AppPiece("query", query.name, f"{_shown_path(query.path)}:{query.line}", version, sql=query.sql)
         )
-    for fn in _newest(functions, version)[1]:
+    for fn in _newest(functions, version):
         code = getattr(fn, "__code__", None)
-        where = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "?"
+        where = f"{_shown_path(Path(code.co_filename))}:{code.co_firstlineno}" if code is not None else "?"
         pieces.append(AppPiece("function", f"{fn.__module__}.{fn.__qualname__}", where, version, fn=fn))
-    for n, sql in enumerate(_newest(recorded, version)[1], start=1):
+    for n, sql in enumerate(_newest(recorded, version), start=1):
         pieces.append(AppPiece("recorded", f"statement {n}", recorded_file, version, sql=sql))
     for piece in pieces:
         if piece.sql is not None:
