@@ -375,6 +375,15 @@ def test_explored(tenant_rollout):
 """
 
 
+@pytest.fixture(autouse=True)
+def _no_registered_app_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process pytest runs share @app_code's registry: another test's functions are not this project's."""
+    from pytest_tenantdb.checks.appcode import REGISTRY
+
+    for version in list(REGISTRY):
+        monkeypatch.delitem(REGISTRY, version)
+
+
 def _pytester_project(pytester: pytest.Pytester, variant: str, mode: str = "batches") -> pytest.Pytester:
     _make_project(pytester.path, variant)
     pytester.makepyfile(test_rollout_example=FIXTURE_TESTS.replace("{mode}", mode))
