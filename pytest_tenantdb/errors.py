@@ -80,6 +80,12 @@ class CheckFailure(TenantDBError):
         self.check = check
 
 
+class RolloutFailure(TenantDBError):
+    """A simulated rollout (``tenant_rollout``) found app code that fails while the fleet
+    migrates: the message names each query, tenant, schema version and app version, and the
+    interleaving to replay."""
+
+
 class LockMissing(TenantDBError):
     """There is no lock file, so nothing is known to be released: the ``history`` check skips
     (fails under ``CI``) with how to write one."""

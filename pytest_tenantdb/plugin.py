@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pytest_tenantdb.factory import TenantDBFactory
     from pytest_tenantdb.fleet.fleet import FleetBuilder, Tenant
     from pytest_tenantdb.fleet.report import FleetReport
+    from pytest_tenantdb.fleet.rollout import RolloutFactory
     from pytest_tenantdb.migrations import MigrationSet
 
 REPORT_PROPERTY = "tenantdb_fleet_report"
@@ -340,6 +341,23 @@ def tenant_db(tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest,
             tenantdb_factory, request, tmp_path / "tenantdb" / "tenant_db"
         )  # apart from tenant_fleet's
         return builder.tenant(version, size=extra.get("size", "small"))
+    except TenantDBError as exc:
+        raise _fail(exc) from None
+
+
+@pytest.fixture
+def tenant_rollout(
+    tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest, tmp_path: Path
+) -> RolloutFactory:
+    """Rollout simulation: ``tenant_rollout(count=10).run(mode="batches", seed=1)`` runs the app
+    code of versions N and N+1 against tenants while the fleet migrates (fleet/rollout.py)."""
+    try:
+        from pytest_tenantdb.fleet.rollout import RolloutFactory
+
+        settings, _ = _marker_settings(request, tenantdb_factory.settings)
+        return RolloutFactory(
+            _builder(tenantdb_factory, request, tmp_path / "tenantdb" / "rollout"), settings
+        )
     except TenantDBError as exc:
         raise _fail(exc) from None
 
