@@ -134,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--versioning", choices=list(STORES), default="auto")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
+    demo.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML page"
+    )
     return parser
 
 
@@ -434,12 +437,29 @@ def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationS
     finally:
         if progress is not None:
             progress.close()
+    titles = ("fake tenants", "snapshots")
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
-        return 0
-    for report, title in zip(reports, ("fake tenants", "snapshots"), strict=False):
-        _print_report(console, report, title)
+    else:
+        for report, title in zip(reports, titles, strict=False):
+            _print_report(console, report, title)
+    if args.html is not None:
+        _write_demo_html(args, reports, titles)
+        console.print(f"HTML report: {args.html}")
     return 0
+
+
+def _write_demo_html(args: argparse.Namespace, reports: list[FleetReport], titles: Sequence[str]) -> None:
+    from pytest_tenantdb.htmlreport import ReportData, from_fleet_report, write_html
+
+    sections = tuple(
+        from_fleet_report(report, f"{title}: {len(report)} tenants -> version {report.target}")
+        for report, title in zip(reports, titles, strict=False)
+    )
+    subtitle = (
+        f"tenantdb demo {args.project}: {args.count} fake tenants, seed {args.seed}, {args.workers} workers"
+    )
+    write_html(args.html, ReportData("tenantdb demo", sections, subtitle))
 
 
 def _print_report(console: Console, report: FleetReport, title: str) -> None:
