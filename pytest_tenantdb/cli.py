@@ -360,6 +360,8 @@ def _demo(console: Console, args: argparse.Namespace) -> int:
         lambda found: "demo reads the steps from PROJECT/migrations; put 0001_name.sql steps there",
         str(args.project / "migrations"),
     )
+    if args.html is not None:
+        _check_output(args.html, "--html")  # before the fleet is built, not after it migrated
     if args.workdir is not None:
         _fresh_workdir(args.workdir)
         return _run_demo(console, args, migrations, args.workdir)
@@ -394,6 +396,19 @@ def _fresh_workdir(workdir: Path) -> None:
             f"folder, or remove {workdir} first"
         )
     workdir.mkdir(parents=True, exist_ok=True)
+
+
+def _check_output(path: Path, flag: str) -> None:
+    """Refuse an output file that cannot be one: a folder, or under a file."""
+    from pytest_tenantdb.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; name a file to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder; name a file in a folder")
+            break
 
 
 def _busy(console: Console, progress: RichProgress | None, text: str) -> AbstractContextManager[object]:

@@ -179,6 +179,28 @@ def test_write_html_makes_the_folder_and_replaces_the_file(tmp_path: Path) -> No
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
 
 
+def test_write_html_over_a_folder_names_the_folder(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError, match="is a folder") as raised:
+        write_html(tmp_path, ReportData("t"))
+    assert raised.value.filename == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [("folder", "--html {}: is a folder"), ("afile/r.html", "--html {}: {} is a file, not a folder")],
+)
+def test_demo_refuses_an_html_file_it_cannot_write_before_migrating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, message: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / where
+    assert main(["demo", str(EXAMPLE), "--count", "2", "--html", str(target)]) == 2
+    out, err = capsys.readouterr()
+    assert message.format(target, tmp_path / "afile") in err
+    assert "built" not in out  # refused before any tenant was made
+
+
 def test_demo_writes_an_html_report(tmp_path: Path) -> None:
     target = tmp_path / "demo.html"
     assert main(["demo", str(EXAMPLE), "--count", "30", "--workers", "1", "--html", str(target)]) == 0
@@ -207,6 +229,17 @@ def chromium() -> str:
             pytrace=False,
         )
     return found
+
+
+def test_a_missing_browser_fails_saying_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENANTDB_CHROMIUM", "no-such-browser")
+    with pytest.raises(pytest.fail.Exception, match="TENANTDB_CHROMIUM=no-such-browser is not") as failed:
+        chromium()
+    assert "run `make browser`" in str(failed.value)
+    monkeypatch.delenv("TENANTDB_CHROMIUM")
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(pytest.fail.Exception, match=r"No chromium on PATH\. .*make browser"):
+        chromium()
 
 
 def headless(browser: str, profile: Path, *args: str) -> str:

@@ -7,6 +7,7 @@ Every text in the data (tenant ids, SQL, error messages, diff lines) is escaped:
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from html import escape
@@ -226,6 +227,8 @@ def write_html(path: Path | str, data: ReportData) -> Path:
     """Write ``data`` as an HTML file at ``path`` (its folder made if missing), whole or not at
     all (a temporary file renamed over it). Returns the path written."""
     target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; name a file for the report", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(data)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
