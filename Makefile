@@ -25,11 +25,12 @@ type: $(STAMP)
 	$(BIN)/mypy
 
 # Debian's chromium, headless, for the HTML report's browser test (tests/test_html_report.py).
-# Installed only when `chromium` is not on PATH; the package lists are refreshed only if the
+# Installed only when no chromium (or chrome) is on PATH; the package lists are refreshed only if the
 # install fails without. Elsewhere: put a chromium or chrome on PATH, or name it in TENANTDB_CHROMIUM.
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 browser:
-	@command -v chromium >/dev/null 2>&1 || [ -n "$$TENANTDB_CHROMIUM" ] || { \
+	@for b in chromium chromium-browser google-chrome chrome; do command -v $$b >/dev/null 2>&1 && exit 0; done; \
+	[ -n "$$TENANTDB_CHROMIUM" ] || { \
 	  echo "installing Debian's chromium (headless browser for tests/test_html_report.py)"; \
 	  $(APT_INSTALL) >/dev/null 2>&1 \
 	  || { apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) >/dev/null; } \
