@@ -134,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--versioning", choices=list(STORES), default="auto")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
+    demo.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML page"
+    )
     return parser
 
 
@@ -357,6 +360,8 @@ def _demo(console: Console, args: argparse.Namespace) -> int:
         lambda found: "demo reads the steps from PROJECT/migrations; put 0001_name.sql steps there",
         str(args.project / "migrations"),
     )
+    if args.html is not None:
+        _check_output(args.html, "--html")  # before the fleet is built, not after it migrated
     if args.workdir is not None:
         _fresh_workdir(args.workdir)
         return _run_demo(console, args, migrations, args.workdir)
@@ -391,6 +396,19 @@ def _fresh_workdir(workdir: Path) -> None:
             f"folder, or remove {workdir} first"
         )
     workdir.mkdir(parents=True, exist_ok=True)
+
+
+def _check_output(path: Path, flag: str) -> None:
+    """Refuse an output file that cannot be one: a folder, or under a file."""
+    from pytest_tenantdb.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; name a file to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder; name a file in a folder")
+            break
 
 
 def _busy(console: Console, progress: RichProgress | None, text: str) -> AbstractContextManager[object]:
@@ -434,12 +452,29 @@ def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationS
     finally:
         if progress is not None:
             progress.close()
+    titles = ("fake tenants", "snapshots")
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
-        return 0
-    for report, title in zip(reports, ("fake tenants", "snapshots"), strict=False):
-        _print_report(console, report, title)
+    else:
+        for report, title in zip(reports, titles, strict=False):
+            _print_report(console, report, title)
+    if args.html is not None:
+        _write_demo_html(args, reports, titles)
+        console.print(f"HTML report: {args.html}")
     return 0
+
+
+def _write_demo_html(args: argparse.Namespace, reports: list[FleetReport], titles: Sequence[str]) -> None:
+    from pytest_tenantdb.htmlreport import ReportData, from_fleet_report, write_html
+
+    sections = tuple(
+        from_fleet_report(report, f"{title}: {len(report)} tenants -> version {report.target}")
+        for report, title in zip(reports, titles, strict=False)
+    )
+    subtitle = (
+        f"tenantdb demo {args.project}: {args.count} fake tenants, seed {args.seed}, {args.workers} workers"
+    )
+    write_html(args.html, ReportData("tenantdb demo", sections, subtitle))
 
 
 def _print_report(console: Console, report: FleetReport, title: str) -> None:

@@ -29,6 +29,7 @@ FACTORY_KEY = pytest.StashKey["TenantDBFactory"]()
 RECORDER_KEY = pytest.StashKey[Any]()
 CHECKS_KEY = pytest.StashKey[Any]()  # the built-in checks of the run (checks/items.ChecksRun)
 RUN_KEY_WANTED = pytest.StashKey[bool]()  # whether this run collects them, decided once
+HTML_KEY = pytest.StashKey[Any]()  # --tenantdb-report: the run's htmlreport.collect.ReportCollector
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record the queries your tests run on tenant databases (literals as ?), to replay them later as old code",
     )
     group.addoption(
+        "--tenantdb-report",
+        metavar="FILE",
+        default=None,
+        help="write the fleet migrations of this run as one self-contained HTML page",
+    )
+    group.addoption(
         "--no-tenantdb-checks",
         action="store_true",
         default=False,
@@ -80,6 +87,13 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder.install()
         config.pluginmanager.register(recorder, "tenantdb-recorder")  # xdist: workers hand theirs over
         config.stash[RECORDER_KEY] = (recorder, Path(record))
+    html = config.getoption("--tenantdb-report", default=None)
+    if html:
+        from pytest_tenantdb.htmlreport.collect import ReportCollector
+
+        collector = ReportCollector(Path(config.invocation_params.dir) / html)
+        config.pluginmanager.register(collector, "tenantdb-html-report")  # xdist: workers hand theirs over
+        config.stash[HTML_KEY] = collector
     if config.pluginmanager.hasplugin("xdist") and _checks_on(config):
         from pytest_tenantdb.checks.xdist import StepSchedulingPlugin
 
@@ -301,9 +315,12 @@ def _builder(factory: TenantDBFactory, request: pytest.FixtureRequest, directory
 
     settings, _ = _marker_settings(request, factory.settings)
     node = request.node
+    html = request.config.stash.get(HTML_KEY, None)
 
     def record(report: FleetReport) -> None:
         node.user_properties.append((REPORT_PROPERTY, report.summary(failures=3)))
+        if html is not None:
+            html.add(node.nodeid, report)
 
     return FleetBuilder(
         directory,
