@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint type bench fuzz faults docs rule-docs clean
+.PHONY: demo test lint type browser bench fuzz faults docs rule-docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,20 @@ lint: $(STAMP)
 type: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint type
+# Debian's chromium, headless, for the HTML report's browser test (tests/test_html_report.py).
+# Installed only when no chromium (or chrome) is on PATH; the package lists are refreshed only if the
+# install fails without. Elsewhere: put a chromium or chrome on PATH, or name it in TENANTDB_CHROMIUM.
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+browser:
+	@for b in chromium chromium-browser google-chrome chrome; do command -v $$b >/dev/null 2>&1 && exit 0; done; \
+	[ -n "$$TENANTDB_CHROMIUM" ] || { \
+	  echo "installing Debian's chromium (headless browser for tests/test_html_report.py)"; \
+	  $(APT_INSTALL) >/dev/null 2>&1 \
+	  || { apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) >/dev/null; } \
+	  || { echo "make browser: could not install chromium with apt-get (root and Debian's apt needed);" \
+	            "install a chromium or chrome yourself and put it on PATH, or set TENANTDB_CHROMIUM=/path/to/it" >&2; exit 1; }; }
+
+test: $(STAMP) lint type browser
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest -q
 	$(BIN)/coverage combine -q

@@ -233,6 +233,7 @@ DEMO_OPTIONS: dict[str, list[str]] = {
     "--workdir": ["w", "w/deep", "pyproject.toml", "migrations", "."],
     "--versioning": ["auto", "user_version", "table", "alembic", "x"],
     "--json": [],
+    "--html": ["r.html", "deep/r.html", "migrations", "", "pyproject.toml/r.html"],
 }
 SCAN_OPTIONS: dict[str, list[str]] = {
     "--pattern": ["*.db", "*", "*.sql", "[", ""],

@@ -12,6 +12,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from pytest_tenantdb.fleet.report import FleetReport
     from pytest_tenantdb.migrations import MigrationSet
+    from pytest_tenantdb.progress import RichProgress
 
 DEMO_MIX: dict[int | str, float] = {
     "head": 0.45,
@@ -177,6 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--versioning", choices=list(STORES), default="auto")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
+    demo.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML page"
+    )
     return parser
 
 
@@ -446,6 +451,8 @@ def _demo(console: Console, args: argparse.Namespace) -> int:
         lambda found: "demo reads the steps from PROJECT/migrations; put 0001_name.sql steps there",
         str(args.project / "migrations"),
     )
+    if args.html is not None:
+        _check_output(args.html, "--html")  # before the fleet is built, not after it migrated
     if args.workdir is not None:
         _fresh_workdir(args.workdir)
         return _run_demo(console, args, migrations, args.workdir)
@@ -482,36 +489,83 @@ def _fresh_workdir(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
 
 
+def _check_output(path: Path, flag: str) -> None:
+    """Refuse an output file that cannot be one: a folder, or under a file."""
+    from pytest_tenantdb.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; name a file to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder; name a file in a folder")
+            break
+
+
+def _busy(console: Console, progress: RichProgress | None, text: str) -> AbstractContextManager[object]:
+    """A spinner, unless a progress bar already shows what is going on."""
+    return nullcontext() if progress is not None else console.status(text)
+
+
 def _run_demo(console: Console, args: argparse.Namespace, migrations: MigrationSet, workdir: Path) -> int:
     from pytest_tenantdb.fleet.fleet import FleetBuilder
     from pytest_tenantdb.fleet.templates import TemplateCache
+    from pytest_tenantdb.progress import for_terminal
     from pytest_tenantdb.versioning import version_store
 
     templates = TemplateCache(
         workdir / "templates", migrations, version_store(args.versioning, migrations, "--versioning")
     )
-    builder = FleetBuilder(workdir / "tenants", templates, seed=args.seed, workers=args.workers)
-    with console.status(f"building {args.count} tenants from templates..."):
-        fleet = builder.build(args.count, _demo_mix(migrations))
-    console.print(
-        f"built {len(fleet)} fake tenants in {workdir / 'tenants'}: versions {dict(sorted(fleet.created_versions().items()))}"
+    progress = for_terminal(sys.stderr)  # counts and time left on stderr, when it is a terminal
+    builder = FleetBuilder(
+        workdir / "tenants", templates, seed=args.seed, workers=args.workers, progress=progress
     )
-    fleets = [fleet]
-    snapshots = args.project / "snapshots"
-    if snapshots.is_dir():
-        copied = builder.from_snapshots(snapshots)
-        console.print(f"copied {len(copied)} real tenant snapshots from {snapshots} (originals untouched)")
-        fleets.append(copied)
-    reports = []
-    with console.status(f"migrating to version {migrations.head} with {args.workers} workers..."):
-        for one in fleets:
-            reports.append(one.migrate())
+    try:
+        with _busy(console, progress, f"building {args.count} tenants from templates..."):
+            fleet = builder.build(args.count, _demo_mix(migrations))
+        console.print(
+            f"built {len(fleet)} fake tenants in {workdir / 'tenants'}: versions {dict(sorted(fleet.created_versions().items()))}"
+        )
+        fleets = [fleet]
+        snapshots = args.project / "snapshots"
+        if snapshots.is_dir():
+            copied = builder.from_snapshots(snapshots)
+            console.print(
+                f"copied {len(copied)} real tenant snapshots from {snapshots} (originals untouched)"
+            )
+            fleets.append(copied)
+        reports = []
+        with _busy(
+            console, progress, f"migrating to version {migrations.head} with {args.workers} workers..."
+        ):
+            for one in fleets:
+                reports.append(one.migrate())
+    finally:
+        if progress is not None:
+            progress.close()
+    titles = ("fake tenants", "snapshots")
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
-        return 0
-    for report, title in zip(reports, ("fake tenants", "snapshots"), strict=False):
-        _print_report(console, report, title)
+    else:
+        for report, title in zip(reports, titles, strict=False):
+            _print_report(console, report, title)
+    if args.html is not None:
+        _write_demo_html(args, reports, titles)
+        console.print(f"HTML report: {args.html}")
     return 0
+
+
+def _write_demo_html(args: argparse.Namespace, reports: list[FleetReport], titles: Sequence[str]) -> None:
+    from pytest_tenantdb.htmlreport import ReportData, from_fleet_report, write_html
+
+    sections = tuple(
+        from_fleet_report(report, f"{title}: {len(report)} tenants -> version {report.target}")
+        for report, title in zip(reports, titles, strict=False)
+    )
+    subtitle = (
+        f"tenantdb demo {args.project}: {args.count} fake tenants, seed {args.seed}, {args.workers} workers"
+    )
+    write_html(args.html, ReportData("tenantdb demo", sections, subtitle))
 
 
 def _print_report(console: Console, report: FleetReport, title: str) -> None:
@@ -538,9 +592,8 @@ def _print_report(console: Console, report: FleetReport, title: str) -> None:
         style="bold",
     )
     console.print(table)
-    for outcome in report.failed:
-        console.print(outcome.describe(), style="red")
-    if report.failed:
+    if report.failed:  # each kind of failure once: step, error, how many tenants and which
+        console.print(report.failures_text(failures=10), style="red")
         console.print("Each failed tenant was restored byte-identical from its backup; the others went on.")
 
 

@@ -53,19 +53,30 @@ class StepFailure(TenantDBError):
     """A migration step raised while running on one database.
 
     Carries the step, the statement (with its file and line) and SQLite's own message, so
-    a fleet report can say exactly what broke for which tenant.
+    a fleet report can say exactly what broke for which tenant. For a Python step, ``code`` is
+    the step's line that failed (``location`` gives its file and number).
     """
 
     def __init__(
-        self, step: str, statement: str | None, location: str, error: str, direction: str = "up"
+        self,
+        step: str,
+        statement: str | None,
+        location: str,
+        error: str,
+        direction: str = "up",
+        *,
+        code: str | None = None,
     ) -> None:
         self.step = step
         self.statement = statement
         self.location = location
         self.error = error
         self.direction = direction
-        shown = statement if statement is not None else "(no statement reached)"
-        super().__init__(f"step {step} ({direction}) failed at {location}: {error}\n  {shown}")
+        self.code = code
+        shown = [f"> {code}"] if code else []
+        if statement is not None or not code:
+            shown.append(statement if statement is not None else "(no statement reached)")
+        super().__init__(f"step {step} ({direction}) failed at {location}: {error}\n  " + "\n  ".join(shown))
 
 
 class CheckFailure(TenantDBError):
@@ -77,6 +88,12 @@ class CheckFailure(TenantDBError):
     def __init__(self, message: str, check: str = "") -> None:
         super().__init__(message)
         self.check = check
+
+
+class RolloutFailure(TenantDBError):
+    """A simulated rollout (``tenant_rollout``) found app code that fails while the fleet
+    migrates: the message names each query, tenant, schema version and app version, and the
+    interleaving to replay."""
 
 
 class LockMissing(TenantDBError):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pytest_tenantdb.factory import TenantDBFactory
     from pytest_tenantdb.fleet.fleet import Fleet, FleetBuilder, Tenant
     from pytest_tenantdb.fleet.report import FleetReport
+    from pytest_tenantdb.fleet.rollout import RolloutFactory
     from pytest_tenantdb.migrations import MigrationSet
 
 REPORT_PROPERTY = "tenantdb_fleet_report"
@@ -28,6 +29,7 @@ FACTORY_KEY = pytest.StashKey["TenantDBFactory"]()
 RECORDER_KEY = pytest.StashKey[Any]()
 CHECKS_KEY = pytest.StashKey[Any]()  # the built-in checks of the run (checks/items.ChecksRun)
 RUN_KEY_WANTED = pytest.StashKey[bool]()  # whether this run collects them, decided once
+HTML_KEY = pytest.StashKey[Any]()  # --tenantdb-report: the run's htmlreport.collect.ReportCollector
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record the queries your tests run on tenant databases (literals as ?), to replay them later as old code",
     )
     group.addoption(
+        "--tenantdb-report",
+        metavar="FILE",
+        default=None,
+        help="write the fleet migrations of this run as one self-contained HTML page",
+    )
+    group.addoption(
         "--no-tenantdb-checks",
         action="store_true",
         default=False,
@@ -79,6 +87,13 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder.install()
         config.pluginmanager.register(recorder, "tenantdb-recorder")  # xdist: workers hand theirs over
         config.stash[RECORDER_KEY] = (recorder, Path(record))
+    html = config.getoption("--tenantdb-report", default=None)
+    if html:
+        from pytest_tenantdb.htmlreport.collect import ReportCollector
+
+        collector = ReportCollector(Path(config.invocation_params.dir) / html)
+        config.pluginmanager.register(collector, "tenantdb-html-report")  # xdist: workers hand theirs over
+        config.stash[HTML_KEY] = collector
     if config.pluginmanager.hasplugin("xdist") and _checks_on(config):
         from pytest_tenantdb.checks.xdist import StepSchedulingPlugin
 
@@ -109,9 +124,12 @@ def _checks_wanted(config: pytest.Config, settings: Settings) -> bool:
     origin = Path(config.invocation_params.dir)
     migrations = settings.migrations if settings.migrations.exists() else Path(config.rootpath)
     target = migrations.resolve()
+    inifile = Path(config.inipath).resolve() if config.inipath else None
     for arg in config.args:
         path = (origin / arg.split("::")[0]).resolve()
         if path == target or path in target.parents or target in path.parents:
+            return True
+        if path == inifile and "::" in arg:  # a pasted id of a check homed in the configuration
             return True
     return False
 
@@ -173,7 +191,8 @@ def _checks_run(config: pytest.Config) -> ChecksRun | None:
             lock=settings.lock,
             update_lock=bool(config.getoption("--tenantdb-update-lock", default=False)),
             hsettings=lambda: hypothesis_settings(config, settings.examples),
-            fallback_file=settings.root / "tenantdb",
+            fallback_file=(Path(config.inipath) if config.inipath else settings.root / "tenantdb").resolve(),
+            root=Path(config.rootpath),
         )
     except TenantDBError as exc:
         raise pytest.UsageError(f"tenantdb: {type(exc).__name__}: {exc}") from None
@@ -193,9 +212,10 @@ def _collected(config: pytest.Config, node: pytest.Collector) -> list[pytest.Ite
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """A migration step's file is collected as its built-in checks (``pytest migrations/``)."""
-    if file_path.suffix not in (".sql", ".py"):
-        return None  # cheap: most files pytest walks past are neither
-    run = _checks_run(parent.config)
+    config = parent.config
+    if file_path.suffix not in (".sql", ".py") and file_path != config.inipath:
+        return None  # cheap: most files pytest walks past are neither steps nor the configuration
+    run = _checks_run(config)
     if run is None or parent.config.getoption("--tenantdb-replay", default=None):
         return None
     try:
@@ -292,12 +312,16 @@ def tenantdb_migrations(tenantdb_factory: TenantDBFactory, request: pytest.Fixtu
 
 def _builder(factory: TenantDBFactory, request: pytest.FixtureRequest, directory: Path) -> FleetBuilder:
     from pytest_tenantdb.fleet.fleet import FleetBuilder
+    from pytest_tenantdb.progress import for_pytest
 
     settings, _ = _marker_settings(request, factory.settings)
     node = request.node
+    html = request.config.stash.get(HTML_KEY, None)
 
     def record(report: FleetReport) -> None:
         node.user_properties.append((REPORT_PROPERTY, report.summary(failures=3)))
+        if html is not None:
+            html.add(node.nodeid, report)
 
     return FleetBuilder(
         directory,
@@ -307,6 +331,7 @@ def _builder(factory: TenantDBFactory, request: pytest.FixtureRequest, directory
         workers=settings.workers,
         timeout=settings.busy_timeout,
         on_report=record,
+        progress=for_pytest(request.config),  # on a terminal, for builds and migrations over 2 s
     )
 
 
@@ -330,7 +355,9 @@ def tenant_db(tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest,
     try:
         _, extra = _marker_settings(request, tenantdb_factory.settings)
         version = getattr(request, "param", extra.get("version", "head"))
-        builder = _builder(tenantdb_factory, request, tmp_path / "tenantdb")
+        builder = _builder(
+            tenantdb_factory, request, tmp_path / "tenantdb" / "tenant_db"
+        )  # apart from tenant_fleet's
         return builder.tenant(version, size=extra.get("size", "small"))
     except TenantDBError as exc:
         raise _fail(exc) from None
@@ -353,6 +380,23 @@ def real_fleet(tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest
             )
         builder = _builder(tenantdb_factory, request, tmp_path / "tenantdb")
         return builder.from_directory(settings.tenants, settings.tenants_pattern, name="real")
+    except TenantDBError as exc:
+        raise _fail(exc) from None
+
+
+@pytest.fixture
+def tenant_rollout(
+    tenantdb_factory: TenantDBFactory, request: pytest.FixtureRequest, tmp_path: Path
+) -> RolloutFactory:
+    """Rollout simulation: ``tenant_rollout(count=10).run(mode="batches", seed=1)`` runs the app
+    code of versions N and N+1 against tenants while the fleet migrates (fleet/rollout.py)."""
+    try:
+        from pytest_tenantdb.fleet.rollout import RolloutFactory
+
+        settings, _ = _marker_settings(request, tenantdb_factory.settings)
+        return RolloutFactory(
+            _builder(tenantdb_factory, request, tmp_path / "tenantdb" / "rollout"), settings
+        )
     except TenantDBError as exc:
         raise _fail(exc) from None
 

@@ -15,12 +15,14 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 30
+    assert len(figures) == 33
     for part in (
         "migrate+seed each from empty",
         "copying files only",
         "plain executescript",
         "2 workers vs 1",
+        "tenants, progress as in pytest vs none",
+        "tenants, progress drawn vs none",
         "pytest --co",
         "with drawn data: template vs from empty",
         "whole examples incl. step",

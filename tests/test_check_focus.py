@@ -220,3 +220,21 @@ def test_a_selection_of_other_files_does_not_collect_the_checks(pytester: pytest
     off = pytester.runpytest("--co", "-q", "--no-tenantdb-checks")
     assert not any("migrations/" in line for line in off.stdout.lines)
     off.stdout.fnmatch_lines(["2 tests collected*"])
+
+
+def test_migrations_outside_the_project_are_homed_in_its_configuration(pytester: pytest.Pytester) -> None:
+    """An installed package's migrations (site-packages) have no node id under the rootdir; their
+    checks live in the project's configuration file, and their ids can be pasted back."""
+    elsewhere = pytester.path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "0001_t.sql").write_text("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);\n")
+    project = pytester.path / "project"
+    project.mkdir()
+    (project / "pytest.ini").write_text(
+        f"[pytest]\ntenantdb_migrations = {elsewhere}\ntenantdb_checks = true\ntenantdb_examples = 3\n"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        ids = [line for line in pytester.runpytest("--co", "-q").stdout.lines if "::" in line]
+        assert ids and all(line.startswith("pytest.ini::") for line in ids), ids
+        pytester.runpytest("-q", "pytest.ini::0001_t::upgrade").assert_outcomes(passed=1)

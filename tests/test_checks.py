@@ -67,7 +67,7 @@ def test_good_example_passes_every_check(pytester: pytest.Pytester) -> None:
                 "*statement: INSERT INTO notes_new*",
                 "*error:     NOT NULL constraint failed: notes_new.author_id*",
                 "*table:     notes*",
-                "*offending row: (*, None, *",
+                "*offending row: id=*, author_id=NULL, *",
                 "*minimal failing tenant (hypothesis)*",
                 "*saved as *0008_rebuild_notes_upgrade.sql*",
             ],

@@ -63,8 +63,11 @@ def test_failed_tenants_show_in_the_summary(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*FleetMigrationError: 3 tenants -> version 11: 2 migrated, 0 already current, 1 failed*",
-            "*tenant-0002: failed at step 0008_rebuild_notes*error in view recent*",
+            "step 0008_rebuild_notes (*0008_rebuild_notes.sql:18): error in view recent*"
+            " -- 1 tenant: tenant-0002",
             "*= tenantdb fleet migrations =*",
+            "*test_drift: 3 tenants -> version 11: 2 migrated, 0 already current, 1 failed*",
+            "step 0008_rebuild_notes (*): error in view recent* -- 1 tenant: tenant-0002",
         ]
     )
     assert "pytest_tenantdb/fleet" not in result.stdout.str()
@@ -256,3 +259,14 @@ def test_loading_the_plugin_imports_nothing_heavy() -> None:
     code = "import pytest_tenantdb as p; print(p.MigrationSet.__name__, p.__all__[:1]); p.nope"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.stdout.startswith("MigrationSet ['CheckFailure']") and "has no attribute 'nope'" in run.stderr
+
+
+def test_tenant_db_and_tenant_fleet_in_one_test(project: pytest.Pytester) -> None:
+    """Both fixtures build into the test's tmp_path; each keeps to its own folder."""
+    project.makeini("[pytest]\ntenantdb_migrations = migrations\n")
+    project.makepyfile(
+        "def test_x(tenant_db, tenant_fleet):\n"
+        "    fleet = tenant_fleet(count=2)\n"
+        "    assert len(fleet) == 2 and tenant_db.path.exists()\n"
+    )
+    project.runpytest("-q").assert_outcomes(passed=1)

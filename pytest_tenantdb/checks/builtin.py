@@ -52,10 +52,14 @@ _UNIQUE = re.compile(r"UNIQUE constraint failed: ((?:\w+\.\w+(?:, )?)+)")
 _FROM = re.compile(r"\bFROM\s+[\"`\[]?(\w+)", re.IGNORECASE)
 
 
+Row = tuple[object, ...]
+
+
 def _offending(
     before: sqlite3.Connection, statement: str | None, error: str
-) -> tuple[str, list[tuple[object, ...]]] | None:
-    """The table and rows of the tenant that made ``error`` happen, as far as it can be told."""
+) -> tuple[str, list[str], list[Row]] | None:
+    """The table, its columns and the rows of the tenant that made ``error`` happen, as far as
+    it can be told."""
     tables = {
         r[0].lower(): r[0] for r in before.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     }
@@ -70,6 +74,8 @@ def _offending(
         table = tables[source[1].lower()]
     quoted = table.replace('"', '""')
     try:
+        columns = [r[1] for r in before.execute(f'PRAGMA table_info("{quoted}")')]
+        rows: list[Row]
         if (m := _NOT_NULL.search(error)) is not None:
             rows = before.execute(f'SELECT * FROM "{quoted}" WHERE "{m[2]}" IS NULL LIMIT 3').fetchall()
         elif (m := _UNIQUE.search(error)) is not None:
@@ -88,23 +94,40 @@ def _offending(
         if not rows:
             rows = before.execute(f'SELECT * FROM "{quoted}" LIMIT 3').fetchall()
     except sqlite3.Error:
-        return table, []
-    return table, rows
+        return table, [], []
+    return table, columns, rows
+
+
+#: A value longer than this is cut in an offending row (a blob, a long text).
+VALUE_WIDTH = 60
+
+
+def format_row(columns: list[str], row: Row) -> str:
+    """``id=1, author_id=NULL, title='x'``: each value with its column's name."""
+    names = columns if len(columns) == len(row) else [f"column {i + 1}" for i in range(len(row))]
+    shown = []
+    for name, value in zip(names, row, strict=True):
+        text = "NULL" if value is None else repr(value)
+        if len(text) > VALUE_WIDTH:
+            text = text[: VALUE_WIDTH - 3] + "..."
+        shown.append(f"{name}={text}")
+    return ", ".join(shown)
 
 
 def _step_failed(
     exc: StepFailure, start: int, before: sqlite3.Connection | None, what: str, check: str = ""
 ) -> CheckFailure:
-    lines = [
-        f"{what}: step {exc.step} ({exc.direction}) failed on a tenant at version {start}",
-        f"  statement: {exc.statement or '(none)'}",
-        f"  at:        {exc.location}",
-        f"  error:     {exc.error}",
-    ]
+    lines = [f"{what}: step {exc.step} ({exc.direction}) failed on a tenant at version {start}"]
+    if exc.code:  # a Python step: its line, and the statement only when the database refused it
+        lines.append(f"  code:      {exc.code}")
+    if exc.statement or not exc.code:
+        lines.append(f"  statement: {exc.statement or '(none)'}")
+    lines += [f"  at:        {exc.location}", f"  error:     {exc.error}"]
     found = _offending(before, exc.statement, exc.error) if before is not None else None
     if found is not None:
-        lines.append(f"  table:     {found[0]}")
-        lines.extend(f"  offending row: {row!r}" for row in found[1])
+        table, columns, rows = found
+        lines.append(f"  table:     {table}")
+        lines.extend(f"  offending row: {format_row(columns, row)}" for row in rows)
     return CheckFailure("\n".join(lines), check)
 
 

@@ -393,8 +393,10 @@ class ChecksRun:
         update_lock: bool,
         hsettings: Callable[[], HypothesisSettings],
         fallback_file: Path,
+        root: Path,
     ) -> None:
         self.context_factory = context_factory
+        self.root = root.resolve()
         self.lock = lock
         self.update_lock = update_lock
         self.hsettings = hsettings
@@ -418,7 +420,9 @@ class ChecksRun:
     def checks_by_file(self) -> dict[Path, list[Check]]:
         """Each check at home in a migration file: a step's checks in the step's file, the
         checks of the history's end (every_path, no_drift, old_code, history) in the head
-        step's file; checks of steps without a file of their own in ``fallback_file``."""
+        step's file; checks of steps without a file of their own in the project (an installed
+        package's migrations) in ``fallback_file``, the project's configuration file, so their
+        node ids can still be pasted (``pyproject.toml::0010_v3.2.0.a::upgrade``)."""
         ctx = self.context
         history = None
         if self.lock is not None:
@@ -430,7 +434,8 @@ class ChecksRun:
         for check in all_checks(ctx, history):
             step = steps.get(check.id.split("::", 1)[0], head)
             path = getattr(step, "path", None)
-            home = path.resolve() if isinstance(path, Path) and path.is_file() else self.fallback_file
+            inside = isinstance(path, Path) and path.is_file() and path.resolve().is_relative_to(self.root)
+            home = path.resolve() if inside and isinstance(path, Path) else self.fallback_file
             files.setdefault(home, []).append(check)
         return files
 
@@ -517,6 +522,13 @@ def _nodes(
             yield CheckItem.from_parent(parent, name=name, check=one, replay=replay)
         else:
             yield CheckGroup.from_parent(parent, name=name, named=groups[name], replay=replay)
+
+
+def _without_params(note: str) -> str:
+    """Hypothesis' falsifying example less its ``params={...}`` (the last argument): every drawn
+    parameter of every query is a wall; the failure message shows the values the failing
+    queries ran with."""
+    return re.sub(r"params=\{.*\}(?=,?\s*\)\s*$)", "params={...}", note, flags=re.DOTALL)
 
 
 def _forget_failure(ctx: CheckContext, check: Check) -> None:
@@ -606,7 +618,11 @@ class CheckItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, TenantDBError):
             text = str(excinfo.value)
-            notes = [n for n in getattr(excinfo.value, "__notes__", []) if "Falsifying" in n or "data=" in n]
+            notes = [
+                _without_params(n)
+                for n in getattr(excinfo.value, "__notes__", [])
+                if "Falsifying" in n or "data=" in n
+            ]
             if notes:
                 text += "\n\nminimal failing tenant (hypothesis):\n" + "\n".join(notes)
             saved = failure_path(self.run.context, self.check)

@@ -20,6 +20,7 @@ from pytest_tenantdb.fleet.report import FleetReport
 from pytest_tenantdb.fleet.seeding import SIZE_ROWS, ColumnGenerator, Seeder
 from pytest_tenantdb.fleet.templates import TemplateCache
 from pytest_tenantdb.migrations import MigrationSet
+from pytest_tenantdb.progress import Progress, counting
 from pytest_tenantdb.schema import Schema
 from pytest_tenantdb.versioning import VersionStore
 
@@ -142,6 +143,7 @@ class Fleet(Sequence[Tenant]):
         timeout: float = 5.0,
         on_report: Callable[[FleetReport], None] | None = None,
         skipped: Sequence[FileProblem] = (),
+        progress: Progress | None = None,
     ) -> None:
         self._tenants = tuple(tenants)
         #: Files of the folder a fleet was copied from that are not in it (from_directory).
@@ -152,6 +154,7 @@ class Fleet(Sequence[Tenant]):
         self.workers = workers
         self.timeout = timeout
         self._on_report = on_report
+        self.progress = progress
 
     def __getitem__(self, index: int) -> Tenant:  # type: ignore[override]
         return self._tenants[index]
@@ -250,6 +253,7 @@ class Fleet(Sequence[Tenant]):
             workers,
             self.timeout,
             lock_timeout,
+            progress=self.progress,
         )
         report = FleetReport(target, tuple(outcomes), time.perf_counter() - started, workers)
         if self._on_report is not None:
@@ -270,6 +274,7 @@ class FleetBuilder:
         workers: int = 1,
         timeout: float = 5.0,
         on_report: Callable[[FleetReport], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.directory = directory
         self.templates = templates
@@ -278,6 +283,8 @@ class FleetBuilder:
         self.workers = workers
         self.timeout = timeout
         self.on_report = on_report
+        #: told of each tenant built and migrated (pytest_tenantdb.progress); None: nothing
+        self.progress = progress
         self._fleets = 0
 
     @property
@@ -299,6 +306,7 @@ class FleetBuilder:
             timeout=self.timeout,
             on_report=self.on_report,
             skipped=skipped,
+            progress=self.progress,
         )
 
     def from_directory(self, path: Path | str, pattern: str = "*.db", *, name: str | None = None) -> Fleet:
@@ -358,14 +366,16 @@ class FleetBuilder:
         directory = self._new_directory(name)
         sources: dict[tuple[int, str, int], Path | bytes] = {}
         tenants = []
-        for tenant_id, version, size in zip(ids, wanted_versions, wanted_sizes, strict=True):
-            variant = rng.randrange(self.variants) if SIZE_ROWS[size] else 0
-            key = (version, size, variant)
-            if key not in sources:
-                sources[key] = _source(self.templates.seeded_template(*key, seeder))
-            path = directory / f"{tenant_id}.sqlite3"
-            _clone(sources[key], path)
-            tenants.append(Tenant(tenant_id, path, key[0], key[1]))
+        with counting(self.progress, "building", count) as tick:
+            for tenant_id, version, size in zip(ids, wanted_versions, wanted_sizes, strict=True):
+                variant = rng.randrange(self.variants) if SIZE_ROWS[size] else 0
+                key = (version, size, variant)
+                if key not in sources:
+                    sources[key] = _source(self.templates.seeded_template(*key, seeder))
+                path = directory / f"{tenant_id}.sqlite3"
+                _clone(sources[key], path)
+                tenants.append(Tenant(tenant_id, path, key[0], key[1]))
+                tick(tenant_id)
         return self._fleet(tenants)
 
     __call__ = build

@@ -22,7 +22,7 @@ import multiprocessing
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, suppress
@@ -36,6 +36,7 @@ from pytest_tenantdb.fleet.report import TenantOutcome
 from pytest_tenantdb.fleet.workers import die_with_parent
 from pytest_tenantdb.migrations import Direction, MigrationSet, Step
 from pytest_tenantdb.migrations.runner import in_transaction, run_plan
+from pytest_tenantdb.progress import Progress, counting
 from pytest_tenantdb.versioning import VersionStore
 
 BACKUP_SUFFIX = ".tenantdb-backup"
@@ -230,6 +231,7 @@ class _Run:
                     statement=exc.statement,
                     location=exc.location,
                     error=exc.error + note,
+                    code=exc.code,
                 )
             if isinstance(exc, TENANT_ERRORS):
                 return outcome("failed", start, start, error=f"{self.path}: {exc}" + note)
@@ -376,17 +378,26 @@ def migrate_many(
     workers: int = 1,
     timeout: float = 5.0,
     lock_timeout: float | None = None,
+    progress: Progress | None = None,
 ) -> list[TenantOutcome]:
     """Migrate every tenant, in this process or spread over ``workers`` processes.
 
     Holds the lock of each fleet directory for the whole run (waiting up to ``lock_timeout``,
-    default ``timeout``, for another run to finish, then raising ``FleetBusyError``).
+    default ``timeout``, for another run to finish, then raising ``FleetBusyError``). ``progress``
+    is told of each tenant done (:mod:`pytest_tenantdb.progress`).
     """
     directories = [path.parent for _, path in tenants]
-    with fleet_lock(directories, timeout if lock_timeout is None else lock_timeout):
+    with (
+        fleet_lock(directories, timeout if lock_timeout is None else lock_timeout),
+        counting(progress, "migrating", len(tenants)) as tick,
+    ):
         if workers <= 1 or len(tenants) < 2:
-            return [migrate_tenant(t, p, migrations, target, store, timeout) for t, p in tenants]
-        return _in_workers(tenants, migrations, target, store, workers, timeout)
+            outcomes = []
+            for tenant, path in tenants:
+                outcomes.append(migrate_tenant(tenant, path, migrations, target, store, timeout))
+                tick(tenant)
+            return outcomes
+        return _in_workers(tenants, migrations, target, store, workers, timeout, tick)
 
 
 def recover_many(
@@ -417,6 +428,7 @@ def _in_workers(
     store: VersionStore,
     workers: int,
     timeout: float,
+    tick: Callable[[str], None],
 ) -> list[TenantOutcome]:
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -433,6 +445,7 @@ def _in_workers(
             for index, future in enumerate(futures):
                 with suppress(BrokenProcessPool):
                     done[index] = future.result()
+                tick(tenants[index][0])
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # workers finish (or undo) their tenant
             raise

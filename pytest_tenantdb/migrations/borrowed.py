@@ -8,6 +8,7 @@ so the step stays one transaction that the migrator commits or rolls back as a w
 
 from __future__ import annotations
 
+import linecache
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -53,18 +54,60 @@ class BorrowedConnection:
 @contextmanager
 def step_errors(label: str, path: Path, direction: str, conn: sqlite3.Connection) -> Iterator[None]:
     """Turn anything a tool raises inside a step (``SystemExit`` included) into a StepFailure that
-    names the step, the file and line in it, and the last statement SQLite saw."""
+    names the step, the file and line in it, and the error that really happened.
+
+    A database error wrapped by a tool (Django's ``IntegrityError`` around SQLite's, the
+    ``TransactionManagementError`` Django raises when a step goes on after one) is reported as
+    the database error, at the step's line that ran it, with the last statement SQLite saw. Any
+    other exception is reported as raised, at the step's line, without a statement (the last SQL
+    the step ran is not what failed)."""
     with traced(conn, keep=8) as last:
         try:
             yield
         except StepFailure:
             raise
         except (Exception, SystemExit) as exc:
-            where = deepest_frame(exc, str(path).__eq__)
+            chain = error_chain(exc)
+            root = chain[-1]
+            wanted = str(path).__eq__
+            where = next((w for e in reversed(chain) if (w := deepest_frame(e, wanted))), None)
             location = f"{path}:{where[1]}" if where else str(path)
-            raise StepFailure(
-                label, _culprit(last), location, f"{type(exc).__name__}: {exc}", direction
-            ) from exc
+            error = f"{type(root).__name__}: {root}"
+            if root is not exc and str(root) not in str(exc):
+                error += f" (surfaced as {type(exc).__name__}: the step went on after it)"
+            statement = _culprit(last) if is_database_error(root) else None
+            code = linecache.getline(where[0], where[1]).strip() or None if where else None
+            raise StepFailure(label, statement, location, error, direction, code=code) from exc
+
+
+#: Libraries whose exceptions wrap the database error that caused them.
+_WRAPPERS = ("django.", "sqlalchemy.", "alembic.")
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """SQLite's own errors, and the database errors of Django and SQLAlchemy."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    kind = type(exc)
+    return kind.__module__ == "django.db.utils" or any(c.__name__ == "DBAPIError" for c in kind.__mro__)
+
+
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it wraps, down to the database error a library wrapped
+    (``__cause__``, or the ``__context__`` it was raised while handling); just ``[exc]`` when the
+    chain does not end in a database error (a library's ``KeyError`` turned into its own error
+    stays that error)."""
+    chain = [exc]
+    current = exc
+    while type(current).__module__.startswith(_WRAPPERS):
+        inner = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        if inner is None or any(inner is seen for seen in chain):
+            break
+        chain.append(inner)
+        current = inner
+    while len(chain) > 1 and not is_database_error(chain[-1]):
+        chain.pop()
+    return chain
 
 
 def _culprit(statements: Sequence[str]) -> str | None:
