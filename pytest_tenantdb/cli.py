@@ -166,6 +166,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for a tenant locked by a writer before reporting it locked (default 1)",
     )
+    scan.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML page"
+    )
 
     demo = sub.add_parser(
         "demo", parents=[common], help="build a mixed-version fleet from a project and migrate it"
@@ -266,6 +269,8 @@ def _scan(args: argparse.Namespace) -> int:
 
     if not args.folder.is_dir():
         raise ConfigError(f"scan {args.folder}: is not a folder; name the folder of tenant files")
+    if args.html is not None:
+        _check_output(args.html, "--html")  # before the folder is read, not after
     root = args.project if args.project is not None else find_project(Path.cwd())
     settings = cli_settings(root)
     migrations = load_migrations(settings)
@@ -294,6 +299,12 @@ def _scan(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(result.summary())
+    if args.html is not None:
+        from pytest_tenantdb.htmlreport import ReportData, from_scan_result, write_html
+
+        section = from_scan_result(result, f"scan of {args.folder}", str(args.folder))
+        write_html(args.html, ReportData("tenantdb scan", (section,), f"pytest-tenantdb {package_version()}"))
+        print(f"HTML report: {args.html}", file=sys.stderr if args.format == "json" else sys.stdout)
     return Exit.OK if result.ok else Exit.FINDINGS
 
 

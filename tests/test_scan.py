@@ -124,3 +124,23 @@ def test_scan_cli_text_json_and_exit_codes(
     assert "is not a folder" in capsys.readouterr().err
     assert main(["scan", str(real), "--project", str(project), "--busy-timeout", "-1"]) == 2
     assert main(["scan"]) == 2
+
+
+def test_scan_html_report_in_headless_chromium(
+    real: Path, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scan --html``: the versions histogram, the drift group with its count and diff, the
+    unreadable files, as a browser shows them; the originals untouched."""
+    from tests.test_html_report import chromium, headless
+
+    before = state(real)
+    page = tmp_path / "scan.html"
+    assert main(["scan", str(real), "--project", str(project), "--html", str(page)]) == 1
+    assert f"HTML report: {page}" in capsys.readouterr().out
+    dom = headless(chromium(), tmp_path / "profile", "--dump-dom", page.as_uri())
+    assert "tenantdb scan" in dom and "tenants per recorded version" in dom
+    assert "drift at version 11" in dom and "missing column tags.color" in dom
+    assert 'data-count="2"' in dom  # the two drifted tenants, one group
+    assert "not_sqlite" in dom and "empty" in dom
+    assert state(real) == before
+    assert main(["scan", str(real), "--project", str(project), "--html", str(tmp_path)]) == 2  # a folder

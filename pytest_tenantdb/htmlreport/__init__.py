@@ -14,6 +14,7 @@ from pytest_tenantdb.htmlreport.model import (
     ReportData,
     Section,
     from_fleet_report,
+    from_scan_result,
 )
 from pytest_tenantdb.htmlreport.render import render_html, write_html
 
@@ -25,6 +26,7 @@ __all__ = [
     "ReportData",
     "Section",
     "from_fleet_report",
+    "from_scan_result",
     "render_html",
     "write_html",
 ]

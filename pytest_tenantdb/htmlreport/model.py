@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_tenantdb.fleet.report import FailureGroup, FleetReport
+    from pytest_tenantdb.fleet.scan import ScanResult
 
 #: How many tenant ids a group keeps (its ``count`` says how many there are in all).
 GROUP_TENANTS = 20
@@ -229,5 +230,45 @@ def from_fleet_report(report: FleetReport, title: str, source: str = "") -> Sect
         ),
         failures=tuple(_failure_group(g) for g in groups[:GROUPS]),
         timings=fleet_timings(report),
+        notes=tuple(notes),
+    )
+
+
+def from_scan_result(result: ScanResult, title: str, source: str = "") -> Section:
+    """A section showing one ``tenantdb scan``: tenants per recorded version, files per status,
+    drifted tenants grouped by identical diff, and the files that could not be compared."""
+    totals = result.totals()
+    drift = [
+        Group.of(
+            len(g.tenants),
+            [f"{'cosmetic ' if g.cosmetic else ''}drift at version {g.version}", *g.changes],
+            g.tenants,
+        )
+        for g in result.drift_groups()
+    ]
+    problems: dict[tuple[str, str], list[str]] = {}
+    for tenant in result.problems():
+        problems.setdefault((tenant.status, tenant.detail), []).append(tenant.tenant)
+    failures = [
+        Group(len(ids), f"{status}: {detail}" if detail else status, tuple(ids[:GROUP_TENANTS]))
+        for (status, detail), ids in problems.items()
+    ]
+    notes = [f"{len(drift) - GROUPS} more drift groups are not shown."] if len(drift) > GROUPS else []
+    return Section(
+        title=title,
+        status="ok" if result.ok else "failed",
+        source=source,
+        headline=f"{len(result)} tenant files, head {result.head}: "
+        + ", ".join(f"{count} {status}" for status, count in totals.items() if count),
+        totals=tuple((status, count) for status, count in totals.items() if count),
+        histograms=(
+            Histogram(
+                "tenants per recorded version",
+                tuple(Bar(str(v), c) for v, c in sorted(result.versions().items())),
+            ),
+        ),
+        failures=tuple(failures[:GROUPS]),
+        drift=tuple(drift[:GROUPS]),
+        timings=(("scan", _seconds(result.seconds)),),
         notes=tuple(notes),
     )
