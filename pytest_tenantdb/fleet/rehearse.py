@@ -21,9 +21,13 @@ release at the chosen number of workers.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import random
 import statistics
 import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +42,7 @@ from pytest_tenantdb.fleet.directory import (
 from pytest_tenantdb.fleet.migrator import migrate_many
 from pytest_tenantdb.fleet.report import FleetReport, TenantOutcome
 from pytest_tenantdb.fleet.scan import Scanner, TenantScan
+from pytest_tenantdb.fleet.workers import die_with_parent
 
 if TYPE_CHECKING:
     from pytest_tenantdb.fleet.templates import TemplateCache
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
 
 #: Scan statuses of a tenant that is copied and migrated (its migration decides its outcome).
 MIGRATABLE = frozenset({"ok", "cosmetic", "drift"})
+#: From this many files on, the read-only first look is spread over the workers (fork) too.
+PARALLEL_SCAN = 512
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -259,6 +266,8 @@ def rehearse_directory(
     entries.sort(key=_name)
 
     scanner = Scanner(templates, timeout=timeout)
+    scanner._template(goal)  # fingerprinted once, before any worker is forked
+    scanned = iter(scan_files(scanner, [e for e in entries if isinstance(e, Path)], workers))
     outcomes: dict[str, TenantOutcome] = {}
     problems: list[TenantScan] = []
     to_migrate: list[tuple[str, Path]] = []
@@ -266,7 +275,7 @@ def rehearse_directory(
     fast = 0
     for index, entry in enumerate(entries):
         key = _name(entry)
-        scan = entry if isinstance(entry, TenantScan) else scanner.scan_file(entry)
+        scan = entry if isinstance(entry, TenantScan) else next(scanned)
         if scan.status not in MIGRATABLE:
             problems.append(scan)
             outcomes[key] = _unreadable(scan)
@@ -316,6 +325,33 @@ def rehearse_directory(
         str(workdir),
         seconds,
     )
+
+
+_SCANNER: list[Scanner] = []
+
+
+def _scan_chunk(paths: list[Path]) -> list[TenantScan]:
+    return [_SCANNER[0].scan_file(path) for path in paths]
+
+
+def scan_files(scanner: Scanner, paths: Sequence[Path], workers: int = 1) -> list[TenantScan]:
+    """``scanner.scan_file`` of each path, in order; spread over ``workers`` forked processes
+    when there are many (each file is still opened read-only, one at a time per process)."""
+    if workers <= 1 or len(paths) < PARALLEL_SCAN or "fork" not in multiprocessing.get_all_start_methods():
+        return [scanner.scan_file(path) for path in paths]
+    size = max(64, len(paths) // (workers * 4))
+    chunks = [list(paths[i : i + size]) for i in range(0, len(paths), size)]
+    _SCANNER[:] = [scanner]  # inherited by the forked workers
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
+            return [scan for chunk in pool.map(_scan_chunk, chunks) for scan in chunk]
+    finally:
+        _SCANNER.clear()
 
 
 def _name(entry: Path | TenantScan) -> str:
