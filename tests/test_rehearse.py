@@ -144,6 +144,23 @@ def test_a_seeded_sample(tmp_path: Path, example_migrations: MigrationSet) -> No
     assert whole.rehearsed == 30
 
 
+def test_the_first_look_spread_over_workers_is_the_same(
+    real: Path, tmp_path: Path, example_migrations: MigrationSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_tenantdb.fleet import rehearse
+    from pytest_tenantdb.fleet.directory import list_tenant_files
+    from pytest_tenantdb.fleet.scan import Scanner
+
+    templates = make_builder(tmp_path / "b", example_migrations).templates
+    paths = list_tenant_files(real).files
+    serial = rehearse.scan_files(Scanner(templates), paths, workers=1)
+    monkeypatch.setattr(rehearse, "PARALLEL_SCAN", 2)
+    assert rehearse.scan_files(Scanner(templates), paths, workers=2) == serial
+    before = state(real)
+    spread = rehearse_directory(real, templates, tmp_path / "work", workers=2)
+    assert state(real) == before and spread.fast == 6 and len(spread.report.failed) == 7
+
+
 def test_a_locked_tenant_is_an_outcome(real: Path, tmp_path: Path, example_migrations: MigrationSet) -> None:
     templates = make_builder(tmp_path / "b", example_migrations).templates
     with held_lock(real / "t-prev-1.db"):
