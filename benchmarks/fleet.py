@@ -338,4 +338,9 @@ def run_all(size: str = "smoke") -> list[Figure]:
         part = workdir / "scan"
         part.mkdir()
         figures.extend(bench_scan_and_query(part, size))
+        from benchmarks.rehearse import run as bench_rehearse
+
+        part = workdir / "rehearse"
+        part.mkdir()
+        figures.extend(bench_rehearse(part, size))
     return figures

@@ -88,8 +88,9 @@ def problems(outcome: Outcome) -> list[str]:
     if code == Exit.USAGE and not outcome.err.strip():
         found.append("exit 2 without a message on stderr")
     argv = outcome.case.argv
-    if code == Exit.FINDINGS and (("check" not in argv and "scan" not in argv) or not outcome.out.strip()):
-        found.append("exit 1 that is not findings of check")  # or of scan
+    gates = ("check", "scan", "rehearse")
+    if code == Exit.FINDINGS and (not any(g in argv for g in gates) or not outcome.out.strip()):
+        found.append("exit 1 that is not findings of check")  # or of scan, or a failure of rehearse
     return found
 
 
@@ -243,9 +244,23 @@ SCAN_OPTIONS: dict[str, list[str]] = {
     "--project": [".", "missing", "pyproject.toml"],
     "--debug": [],
 }
+REHEARSE_OPTIONS: dict[str, list[str]] = {
+    "--pattern": ["*.db", "*", "*.sql", "[", ""],
+    "--project": [".", "missing", "pyproject.toml"],
+    "--to": ["head", "head-1", "oldest", "empty", "1", "99", "x", ""],
+    "--sample": ["1", "2", "0", "-1", "x"],
+    "--seed": ["0", "7", "-1", "x"],
+    "--workers": ["1", "2", "0", "x"],
+    "--workdir": ["w", "w/deep", "pyproject.toml", "migrations", ".", "missing/w"],
+    "--busy-timeout": ["0", "1", "-1", "x", "nan"],
+    "--json": [],
+    "--html": ["r.html", "deep/r.html", "migrations", "", "pyproject.toml/r.html"],
+    "--debug": [],
+}
 WORDS_OF_ARGV = [
     "check",
     "scan",
+    "rehearse",
     "versions",
     "explain",
     "demo",
@@ -273,7 +288,7 @@ def _options(rng: random.Random, table: dict[str, list[str]], most: int) -> list
 
 
 def draw_argv(rng: random.Random) -> tuple[str, ...]:
-    kind = rng.choice(["check", "check", "check", "versions", "explain", "demo", "scan", "words"])
+    kind = rng.choice(["check", "check", "check", "versions", "explain", "demo", "scan", "rehearse", "words"])
     if kind == "check":
         path = rng.choice([[], ["."], ["."], ["missing"], ["pyproject.toml"], ["migrations"]])
         return ("check", *path, *_options(rng, CHECK_OPTIONS, 3))
@@ -284,6 +299,9 @@ def draw_argv(rng: random.Random) -> tuple[str, ...]:
     if kind == "scan":
         folder = rng.choice([".", "migrations", "queries", "missing", "pyproject.toml"])
         return ("scan", folder, *_options(rng, SCAN_OPTIONS, 3))
+    if kind == "rehearse":
+        folder = rng.choice([".", "migrations", "queries", "missing", "pyproject.toml"])
+        return ("rehearse", folder, "--workers", "1", *_options(rng, REHEARSE_OPTIONS, 3))
     if kind == "demo":
         project = rng.choice([".", ".", "missing", "pyproject.toml"])
         return ("demo", project, "--count", "2", "--workers", "1", *_options(rng, DEMO_OPTIONS, 3))
@@ -375,6 +393,7 @@ def draw_sane(rng: random.Random) -> Case:
             ("check", ".", "--write-baseline", "b.json"),
             ("versions", "migrations"),
             ("demo", ".", "--count", "2", "--workers", "1"),
+            ("rehearse", "migrations", "--pattern", "*", "--workers", "1", "--html", "r.html"),
         ]
     )
     return Case(argv, rng.choice(GOOD_PYPROJECTS), tuple(files))

@@ -1,13 +1,15 @@
 """The ``tenantdb`` command: thin, it parses arguments and calls ``fleet/`` and ``migrations/``.
 
-Exit codes (``exits.Exit``): 0 done (``check``: no finding; ``scan``: no drift), 1 findings
-(``check``) or drifted / unreadable tenants (``scan``), 2 usage, configuration or input error,
+Exit codes (``exits.Exit``): 0 done (``check``: no finding; ``scan``: no drift; ``rehearse``: no
+tenant would fail), 1 findings (``check``), drifted / unreadable tenants (``scan``) or tenants that
+would fail (``rehearse``), 2 usage, configuration or input error,
 70 internal error, 130 interrupted, 141 stdout closed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -23,9 +25,13 @@ from pytest_tenantdb.settings import STORES
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from pytest_tenantdb.fleet.rehearse import Rehearsal
     from pytest_tenantdb.fleet.report import FleetReport
+    from pytest_tenantdb.fleet.templates import TemplateCache
+    from pytest_tenantdb.htmlreport import ReportData
     from pytest_tenantdb.migrations import MigrationSet
     from pytest_tenantdb.progress import RichProgress
+    from pytest_tenantdb.settings import Settings
 
 DEMO_MIX: dict[int | str, float] = {
     "head": 0.45,
@@ -170,6 +176,48 @@ def _parser() -> argparse.ArgumentParser:
         "--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML page"
     )
 
+    rehearse = sub.add_parser(
+        "rehearse",
+        parents=[common],
+        help="migrate copies of a folder of real tenant files (never writing them): what would "
+        "fail, grouped, the time per tenant and an estimate of the release",
+    )
+    rehearse.add_argument("folder", type=Path, metavar="DIR", help="the folder of tenant files")
+    rehearse.add_argument(
+        "--pattern", default="*.db", help='glob of the tenant files\' names in DIR (default "*.db")'
+    )
+    rehearse.add_argument(
+        "--project",
+        type=Path,
+        help="project whose [tool.tenantdb] names the migrations (default: found from here up, as check)",
+    )
+    rehearse.add_argument(
+        "--to", metavar="VERSION", help=f"the release's target (default head; {VERSION_SYNTAX})"
+    )
+    rehearse.add_argument(
+        "--sample", type=_at_least(1), metavar="N", help="rehearse N tenants drawn at random (default: all)"
+    )
+    rehearse.add_argument("--seed", type=int, default=0, help="seed of the --sample draw (default 0)")
+    rehearse.add_argument(
+        "--workers", type=_at_least(1), default=2, help="worker processes migrating the copies (default 2)"
+    )
+    rehearse.add_argument(
+        "--workdir",
+        type=Path,
+        help="a new or empty folder for the copies, kept (default: a temp dir, removed after)",
+    )
+    rehearse.add_argument(
+        "--busy-timeout",
+        type=_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="wait this long for a tenant locked by a writer before reporting it locked (default 1)",
+    )
+    rehearse.add_argument("--json", action="store_true", help="print the report as JSON")
+    rehearse.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML page"
+    )
+
     demo = sub.add_parser(
         "demo", parents=[common], help="build a mixed-version fleet from a project and migrate it"
     )
@@ -213,6 +261,8 @@ def _run(argv: list[str]) -> int:
         return _lock(args)
     if args.command == "scan":
         return _scan(args)
+    if args.command == "rehearse":
+        return _rehearse(args)
     return _demo(console, args)
 
 
@@ -256,38 +306,45 @@ def _lock(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _scan(args: argparse.Namespace) -> int:
-    """Scan a folder of tenant files against the project's templates; exit 1 on drift or on a
-    file that cannot be read (docs/reference/cli.md)."""
-    from pytest_tenantdb.errors import ConfigError
+def _project_templates(args: argparse.Namespace, command: str, tmp: Path) -> tuple[Settings, TemplateCache]:
+    """The project ``scan`` and ``rehearse`` read (``--project``, else found from here up) and a
+    cache of its templates (the project's cache, else one in ``tmp``)."""
     from pytest_tenantdb.factory import load_migrations
-    from pytest_tenantdb.fleet.scan import scan_directory
     from pytest_tenantdb.fleet.templates import TemplateCache
     from pytest_tenantdb.lint.config import cli_settings, project_cache, unwritable
     from pytest_tenantdb.migrations.directory import require_steps
     from pytest_tenantdb.versioning import version_store
 
-    if not args.folder.is_dir():
-        raise ConfigError(f"scan {args.folder}: is not a folder; name the folder of tenant files")
-    if args.html is not None:
-        _check_output(args.html, "--html")  # before the folder is read, not after
     root = args.project if args.project is not None else find_project(Path.cwd())
     settings = cli_settings(root)
     migrations = load_migrations(settings)
     require_steps(
         migrations,
         lambda found: (
-            f"scan compares tenants with the templates of {settings.origin('migrations')}; "
+            f"{command} compares tenants with the templates of {settings.origin('migrations')}; "
             "name the project with --project"
         ),
         str(settings.migrations),
     )
     store = version_store(settings.versioning, migrations)
+    cache = project_cache(settings) / "templates"
+    if unwritable(cache) is not None:
+        cache = tmp / "templates"
+    return settings, TemplateCache(cache, migrations, store)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    """Scan a folder of tenant files against the project's templates; exit 1 on drift or on a
+    file that cannot be read (docs/reference/cli.md)."""
+    from pytest_tenantdb.errors import ConfigError
+    from pytest_tenantdb.fleet.scan import scan_directory
+
+    if not args.folder.is_dir():
+        raise ConfigError(f"scan {args.folder}: is not a folder; name the folder of tenant files")
+    if args.html is not None:
+        _check_output(args.html, "--html")  # before the folder is read, not after
     with tempfile.TemporaryDirectory(prefix="tenantdb-scan-") as tmp:
-        cache = project_cache(settings) / "templates"
-        if unwritable(cache) is not None:
-            cache = Path(tmp) / "templates"
-        templates = TemplateCache(cache, migrations, store)
+        settings, templates = _project_templates(args, "scan", Path(tmp))
         result = scan_directory(
             args.folder,
             templates,
@@ -305,6 +362,66 @@ def _scan(args: argparse.Namespace) -> int:
         section = from_scan_result(result, f"scan of {args.folder}", str(args.folder))
         write_html(args.html, ReportData("tenantdb scan", (section,), f"pytest-tenantdb {package_version()}"))
         print(f"HTML report: {args.html}", file=sys.stderr if args.format == "json" else sys.stdout)
+    return Exit.OK if result.ok else Exit.FINDINGS
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    """Rehearse the release on copies of a folder of tenant files; exit 1 when any tenant would
+    fail (docs/reference/cli.md)."""
+    from pytest_tenantdb.errors import ConfigError
+
+    if not args.folder.is_dir():
+        raise ConfigError(f"rehearse {args.folder}: is not a folder; name the folder of tenant files")
+    if args.html is not None:
+        _check_output(args.html, "--html")  # before the copies are migrated, not after
+    if args.workdir is not None:
+        if args.workdir.resolve().is_relative_to(args.folder.resolve()):
+            raise ConfigError(
+                f"--workdir {args.workdir}: is inside {args.folder}, and the originals' folder is never "
+                "written; name a folder elsewhere"
+            )
+        _fresh_workdir(args.workdir)
+        return _run_rehearsal(args, args.workdir)
+    with tempfile.TemporaryDirectory(prefix="tenantdb-rehearse-") as tmp:
+        return _run_rehearsal(args, Path(tmp) / "work")
+
+
+def _run_rehearsal(args: argparse.Namespace, workdir: Path) -> int:
+    from pytest_tenantdb.fleet.rehearse import rehearse_directory
+    from pytest_tenantdb.progress import for_terminal
+
+    with tempfile.TemporaryDirectory(prefix="tenantdb-rehearse-") as tmp:
+        _, templates = _project_templates(args, "rehearse", Path(tmp))
+        target = None if args.to is None else templates.migrations.resolve(args.to)
+        progress = for_terminal(sys.stderr)
+        try:
+            result = rehearse_directory(
+                args.folder,
+                templates,
+                workdir,
+                args.pattern,
+                target=target,
+                sample=args.sample,
+                seed=args.seed,
+                workers=args.workers,
+                timeout=args.busy_timeout,
+                progress=progress,
+            )
+        finally:
+            if progress is not None:
+                progress.close()
+    if args.workdir is None:
+        result = dataclasses.replace(result, workdir="")  # a temporary folder, removed on return
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary())
+    if args.html is not None:
+        from pytest_tenantdb.htmlreport import write_html
+
+        write_html(args.html, rehearsal_html(result))
+        if not args.json:
+            print(f"HTML report: {args.html}")
     return Exit.OK if result.ok else Exit.FINDINGS
 
 
@@ -577,6 +694,38 @@ def _write_demo_html(args: argparse.Namespace, reports: list[FleetReport], title
         f"tenantdb demo {args.project}: {args.count} fake tenants, seed {args.seed}, {args.workers} workers"
     )
     write_html(args.html, ReportData("tenantdb demo", sections, subtitle))
+
+
+def rehearsal_html(result: Rehearsal) -> ReportData:
+    """The HTML page of a rehearsal: the fleet report's section, with the rehearsal's timings."""
+    from pytest_tenantdb.htmlreport import ReportData, from_fleet_report
+
+    section = from_fleet_report(
+        result.report, f"rehearsal: {result.rehearsed} of {result.total} tenants -> version {result.target}"
+    )
+    timing, guess = result.timings(), result.estimate()
+    rows = (
+        ("time per migrated tenant: median", f"{timing['median_seconds'] * 1000:.1f} ms"),
+        ("time per migrated tenant: 95th percentile", f"{timing['p95_seconds'] * 1000:.1f} ms"),
+        (
+            f"estimate of the release at {result.workers} worker(s)",
+            f"{guess['seconds']:.2f} s for {round(guess['tenants_to_migrate'])} tenants to migrate "
+            "(an estimate: mean time per tenant x tenants / workers)",
+        ),
+    )
+    notes = (
+        f"{result.fast} tenants already at version {result.target} with their template's schema were "
+        "reported current without a copy.",
+        *(f"{p.tenant}: {p.status}: {p.detail}" for p in result.problems[:50]),
+    )
+    section = dataclasses.replace(section, timings=section.timings + rows, notes=section.notes + notes)
+    sampled = (
+        f"a sample of {result.rehearsed}, seed {result.seed}" if result.sample is not None else "every tenant"
+    )
+    subtitle = (
+        f"tenantdb rehearse {result.folder}: {sampled}, {result.workers} worker(s); originals only read"
+    )
+    return ReportData("tenantdb rehearse", (section,), subtitle)
 
 
 def _print_report(console: Console, report: FleetReport, title: str) -> None:

@@ -15,7 +15,7 @@ from benchmarks.fleet import Figure, run_all
 def test_benchmarks_smoke() -> None:
     figures = run_all("smoke")
     names = [f.name for f in figures]
-    assert len(figures) == 33
+    assert len(figures) == 35
     for part in (
         "migrate+seed each from empty",
         "copying files only",
@@ -48,6 +48,8 @@ def test_benchmarks_smoke() -> None:
         "tenants vs introspecting each",
         "files vs 10 x",
         "fleet.query over",
+        "no-op rehearse of",
+        "rehearse a 10% sample of",
     ):
         assert any(part in n for n in names), part  # every figure is there
     for figure in figures:
