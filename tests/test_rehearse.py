@@ -180,6 +180,10 @@ def test_rehearse_cli_text_html_exit_codes(
     assert "3 migrated" in out and "would fail" in out and "estimate of the release" in out
     page = html.read_text()
     assert "tenantdb rehearse" in page and "estimate of the release" in page and "not_sqlite" in page
+    from tests.test_html_report import chromium, headless
+
+    dom = headless(chromium(), tmp_path / "profile", "--dump-dom", html.as_uri())  # as a browser shows it
+    assert "estimate of the release" in dom and "not_sqlite" in dom and 'class="report-section"' in dom
     assert main([*argv, "--pattern", "t-*.db", "--workdir", str(tmp_path / "kept")]) == 0
     assert "no tenant would fail" in capsys.readouterr().out
     assert len(list((tmp_path / "kept" / "tenants").glob("*.sqlite3"))) == 3  # the copies are kept
