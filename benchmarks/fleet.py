@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -297,6 +297,30 @@ def bench_plugin(workdir: Path, runs: int) -> list[Figure]:
             added_ms <= 30,
         )
     ]
+
+
+def run_parts(
+    workdir: Path, parts: Sequence[tuple[str, Callable[[Path, int], list[Figure]], int]]
+) -> list[Figure]:
+    """Each ``(name, bench, amount)`` run in a sub-folder of ``workdir`` of its own, removed after."""
+    figures: list[Figure] = []
+    for name, bench, amount in parts:
+        part = workdir / name
+        part.mkdir()
+        figures.extend(bench(part, amount))
+        shutil.rmtree(part, ignore_errors=True)
+    return figures
+
+
+def standalone(run: Callable[[Path, str], list[Figure]], description: str | None, prefix: str) -> None:
+    """``python -m benchmarks.<name> [--size smoke|full]``: print each figure of ``run``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", choices=["smoke", "full"], default="full")
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for figure in run(Path(tmp), parser.parse_args().size):
+            print(figure.row())
 
 
 def run_all(size: str = "smoke") -> list[Figure]:

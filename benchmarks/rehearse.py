@@ -12,12 +12,10 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import time
 from pathlib import Path
 
-from benchmarks.fleet import EXAMPLE, Figure
+from benchmarks.fleet import EXAMPLE, Figure, run_parts, standalone
 from pytest_tenantdb.fleet.directory import copy_tenant
 from pytest_tenantdb.fleet.fleet import FleetBuilder
 from pytest_tenantdb.fleet.rehearse import rehearse_directory
@@ -101,22 +99,8 @@ def bench_sample(workdir: Path, count: int) -> list[Figure]:
 
 
 def run(workdir: Path, size: str) -> list[Figure]:
-    figures: list[Figure] = []
-    for name, bench, amount in (("noop", bench_noop, SIZES[size]), ("sample", bench_sample, MIXED[size])):
-        part = workdir / name
-        part.mkdir()
-        figures.extend(bench(part, amount))
-        shutil.rmtree(part, ignore_errors=True)
-    return figures
+    return run_parts(workdir, (("noop", bench_noop, SIZES[size]), ("sample", bench_sample, MIXED[size])))
 
 
 if __name__ == "__main__":  # python -m benchmarks.rehearse [--size full]
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", choices=["smoke", "full"], default="full")
-    with tempfile.TemporaryDirectory(prefix="tenantdb-bench-rehearse-") as tmp:
-        for figure in run(Path(tmp), parser.parse_args().size):
-            print(figure.row())
-    sys.exit(0)
+    standalone(run, __doc__, "tenantdb-bench-rehearse-")

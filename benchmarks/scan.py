@@ -12,12 +12,11 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import time
 from pathlib import Path
 
-from benchmarks.fleet import EXAMPLE, Figure
+from benchmarks.fleet import EXAMPLE, Figure, run_parts, standalone
 from pytest_tenantdb.fleet.fleet import FleetBuilder
 from pytest_tenantdb.fleet.scan import scan_directory
 from pytest_tenantdb.fleet.templates import TemplateCache
@@ -155,25 +154,15 @@ def bench_query(workdir: Path, count: int) -> list[Figure]:
 
 
 def run(workdir: Path, size: str) -> list[Figure]:
-    figures: list[Figure] = []
-    for name, bench, amount in (
-        ("scan", bench_scan, SIZES[size]),
-        ("files", bench_files, FILES[size]),
-        ("query", bench_query, 1000 if size == "full" else 50),
-    ):
-        part = workdir / name
-        part.mkdir()
-        figures.extend(bench(part, amount))
-        shutil.rmtree(part, ignore_errors=True)
-    return figures
+    return run_parts(
+        workdir,
+        (
+            ("scan", bench_scan, SIZES[size]),
+            ("files", bench_files, FILES[size]),
+            ("query", bench_query, 1000 if size == "full" else 50),
+        ),
+    )
 
 
 if __name__ == "__main__":  # python -m benchmarks.scan [--size full]
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", choices=["smoke", "full"], default="full")
-    with tempfile.TemporaryDirectory(prefix="tenantdb-bench-scan-") as tmp:
-        for figure in run(Path(tmp), parser.parse_args().size):
-            print(figure.row())
+    standalone(run, __doc__, "tenantdb-bench-scan-")

@@ -142,20 +142,21 @@ def _parser() -> argparse.ArgumentParser:
         help="a folder of steps, an Alembic folder or alembic.ini, django:APP[,APP] or module:attribute",
     )
 
-    scan = sub.add_parser(
-        "scan",
-        parents=[common],
-        help="read a folder of real tenant files (never writing them): versions, drift from each "
-        "version's template, unreadable files",
-    )
-    scan.add_argument("folder", type=Path, metavar="DIR", help="the folder of tenant files")
-    scan.add_argument(
+    folder = _Parser(add_help=False)  # what scan and rehearse read: a folder of tenant files
+    folder.add_argument("folder", type=Path, metavar="DIR", help="the folder of tenant files")
+    folder.add_argument(
         "--pattern", default="*.db", help='glob of the tenant files\' names in DIR (default "*.db")'
     )
-    scan.add_argument(
+    folder.add_argument(
         "--project",
         type=Path,
         help="project whose [tool.tenantdb] names the migrations (default: found from here up, as check)",
+    )
+    scan = sub.add_parser(
+        "scan",
+        parents=[common, folder],
+        help="read a folder of real tenant files (never writing them): versions, drift from each "
+        "version's template, unreadable files",
     )
     scan.add_argument("--format", choices=["text", "json"], default="text")
     scan.add_argument(
@@ -178,18 +179,9 @@ def _parser() -> argparse.ArgumentParser:
 
     rehearse = sub.add_parser(
         "rehearse",
-        parents=[common],
+        parents=[common, folder],
         help="migrate copies of a folder of real tenant files (never writing them): what would "
         "fail, grouped, the time per tenant and an estimate of the release",
-    )
-    rehearse.add_argument("folder", type=Path, metavar="DIR", help="the folder of tenant files")
-    rehearse.add_argument(
-        "--pattern", default="*.db", help='glob of the tenant files\' names in DIR (default "*.db")'
-    )
-    rehearse.add_argument(
-        "--project",
-        type=Path,
-        help="project whose [tool.tenantdb] names the migrations (default: found from here up, as check)",
     )
     rehearse.add_argument(
         "--to", metavar="VERSION", help=f"the release's target (default head; {VERSION_SYNTAX})"

@@ -101,3 +101,19 @@ def columns(path: Path, table: str) -> list[str]:
         return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
     finally:
         conn.close()
+
+
+@pytest.fixture
+def real(tmp_path: Path, example_migrations: MigrationSet) -> Path:
+    """A folder of real tenant files with every problem case (tests/realfolder.py)."""
+    from tests.realfolder import make_real_folder
+
+    return make_real_folder(tmp_path, example_migrations).folder
+
+
+@pytest.fixture
+def example_project(tmp_path: Path) -> Path:
+    """A copy of the example project (its .pytest_cache is where scan keeps templates)."""
+    target = tmp_path / "project"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".pytest_cache"))
+    return target

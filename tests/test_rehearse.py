@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,8 +13,8 @@ import pytest
 from pytest_tenantdb.cli import main
 from pytest_tenantdb.fleet.rehearse import percentile, rehearse_directory
 from pytest_tenantdb.migrations import MigrationSet
-from tests.conftest import EXAMPLE, make_builder
-from tests.realfolder import EXPECTED, held_lock, make_real_folder, state
+from tests.conftest import make_builder
+from tests.realfolder import EXPECTED, held_lock, state
 
 UNIQUE_COLOR = """-- migrate:up
 CREATE UNIQUE INDEX tags_unique_color ON tags (color);
@@ -23,18 +22,6 @@ CREATE UNIQUE INDEX tags_unique_color ON tags (color);
 -- migrate:down
 DROP INDEX tags_unique_color;
 """
-
-
-@pytest.fixture
-def real(tmp_path: Path, example_migrations: MigrationSet) -> Path:
-    return make_real_folder(tmp_path, example_migrations).folder
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    target = tmp_path / "project"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".pytest_cache"))
-    return target
 
 
 def test_rehearse_reports_every_file_and_never_writes_the_originals(
@@ -83,9 +70,9 @@ def test_rehearse_reports_every_file_and_never_writes_the_originals(
 
 
 def test_failures_are_grouped_by_step_and_error(
-    real: Path, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    real: Path, example_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (project / "migrations" / "0012_unique_tag_color.sql").write_text(UNIQUE_COLOR)
+    (example_project / "migrations" / "0012_unique_tag_color.sql").write_text(UNIQUE_COLOR)
     for name in ("t-head-1.db", "t-head-2.db", "t-prev-1.db"):  # two tags of one colour
         conn = sqlite3.connect(real / name)
         conn.execute("DELETE FROM note_tags")
@@ -94,7 +81,7 @@ def test_failures_are_grouped_by_step_and_error(
         conn.commit()
         conn.close()
     before = state(real)
-    assert main(["rehearse", str(real), "--project", str(project), "--json", "--workers", "1"]) == 1
+    assert main(["rehearse", str(real), "--project", str(example_project), "--json", "--workers", "1"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert state(real) == before
     assert data["target"] == 12 and data["current_without_copy"] == 0
@@ -170,11 +157,11 @@ def test_a_locked_tenant_is_an_outcome(real: Path, tmp_path: Path, example_migra
 
 
 def test_rehearse_cli_text_html_exit_codes(
-    real: Path, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    real: Path, example_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = state(real)
     html = tmp_path / "out" / "rehearsal.html"
-    argv = ["rehearse", str(real), "--project", str(project), "--workers", "2"]
+    argv = ["rehearse", str(real), "--project", str(example_project), "--workers", "2"]
     assert main([*argv, "--html", str(html)]) == 1
     out = capsys.readouterr().out
     assert "3 migrated" in out and "would fail" in out and "estimate of the release" in out
@@ -194,18 +181,27 @@ def test_rehearse_cli_text_html_exit_codes(
     assert main([*argv, "--to", "99"]) == 2
     assert main([*argv, "--sample", "0"]) == 2
     assert main([*argv, "--html", str(tmp_path)]) == 2
-    assert main(["rehearse", str(tmp_path / "missing"), "--project", str(project)]) == 2
+    assert main(["rehearse", str(tmp_path / "missing"), "--project", str(example_project)]) == 2
     assert main(["rehearse"]) == 2
     assert main([*argv, "--workdir", str(real / "inside")]) == 2  # copies never go among the originals
     assert state(real) == before
     capsys.readouterr()
 
 
-def test_rehearse_through_the_console_script(real: Path, project: Path) -> None:
+def test_rehearse_through_the_console_script(real: Path, example_project: Path) -> None:
     script = Path(sys.executable).with_name("tenantdb")
     before = state(real)
     done = subprocess.run(
-        [str(script), "rehearse", str(real), "--project", str(project), "--pattern", "t-*.db", "--json"],
+        [
+            str(script),
+            "rehearse",
+            str(real),
+            "--project",
+            str(example_project),
+            "--pattern",
+            "t-*.db",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         check=False,

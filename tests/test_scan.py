@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -12,21 +11,8 @@ import pytest
 from pytest_tenantdb.cli import main
 from pytest_tenantdb.fleet.scan import Scanner, fingerprint, scan_directory
 from pytest_tenantdb.migrations import MigrationSet
-from tests.conftest import EXAMPLE, make_builder
-from tests.realfolder import EXPECTED, make_real_folder, state
-
-
-@pytest.fixture
-def real(tmp_path: Path, example_migrations: MigrationSet) -> Path:
-    return make_real_folder(tmp_path, example_migrations).folder
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of the example project (its .pytest_cache is where scan keeps templates)."""
-    target = tmp_path / "project"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".pytest_cache"))
-    return target
+from tests.conftest import make_builder
+from tests.realfolder import EXPECTED, state
 
 
 def test_scan_reports_each_file_versions_and_drift_groups(
@@ -101,33 +87,33 @@ def test_fingerprint_ignores_the_version_tables(tmp_path: Path, example_migratio
 
 
 def test_scan_cli_text_json_and_exit_codes(
-    real: Path, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    real: Path, example_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = state(real)
-    assert main(["scan", str(real), "--project", str(project)]) == 1
+    assert main(["scan", str(real), "--project", str(example_project)]) == 1
     out = capsys.readouterr().out
     assert "2 tenants at version 11: missing column tags.color" in out
-    assert main(["scan", str(real), "--project", str(project), "--format", "json"]) == 1
+    assert main(["scan", str(real), "--project", str(example_project), "--format", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["versions"] == {"1": 1, "10": 2, "11": 9, "99": 1}
     assert {t["status"] for t in data["tenants"]} >= {"ok", "drift", "empty", "not_sqlite", "symlink"}
     assert state(real) == before
 
-    assert main(["scan", str(real), "--project", str(project), "--pattern", "t-*.db"]) == 0
+    assert main(["scan", str(real), "--project", str(example_project), "--pattern", "t-*.db"]) == 0
     assert "result: clean" in capsys.readouterr().out
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["scan", str(empty), "--project", str(project)]) == 0
+    assert main(["scan", str(empty), "--project", str(example_project)]) == 0
     assert "0 tenant file(s)" in capsys.readouterr().out
 
-    assert main(["scan", str(tmp_path / "missing"), "--project", str(project)]) == 2
+    assert main(["scan", str(tmp_path / "missing"), "--project", str(example_project)]) == 2
     assert "is not a folder" in capsys.readouterr().err
-    assert main(["scan", str(real), "--project", str(project), "--busy-timeout", "-1"]) == 2
+    assert main(["scan", str(real), "--project", str(example_project), "--busy-timeout", "-1"]) == 2
     assert main(["scan"]) == 2
 
 
 def test_scan_html_report_in_headless_chromium(
-    real: Path, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    real: Path, example_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``scan --html``: the versions histogram, the drift group with its count and diff, the
     unreadable files, as a browser shows them; the originals untouched."""
@@ -135,7 +121,7 @@ def test_scan_html_report_in_headless_chromium(
 
     before = state(real)
     page = tmp_path / "scan.html"
-    assert main(["scan", str(real), "--project", str(project), "--html", str(page)]) == 1
+    assert main(["scan", str(real), "--project", str(example_project), "--html", str(page)]) == 1
     assert f"HTML report: {page}" in capsys.readouterr().out
     dom = headless(chromium(), tmp_path / "profile", "--dump-dom", page.as_uri())
     assert "tenantdb scan" in dom and "tenants per recorded version" in dom
@@ -143,4 +129,6 @@ def test_scan_html_report_in_headless_chromium(
     assert 'data-count="2"' in dom  # the two drifted tenants, one group
     assert "not_sqlite" in dom and "empty" in dom
     assert state(real) == before
-    assert main(["scan", str(real), "--project", str(project), "--html", str(tmp_path)]) == 2  # a folder
+    assert (
+        main(["scan", str(real), "--project", str(example_project), "--html", str(tmp_path)]) == 2
+    )  # a folder
