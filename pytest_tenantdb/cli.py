@@ -494,13 +494,15 @@ def find_project(start: Path) -> Path:
     pyproject.toml, else ``start`` (as pytest finds its rootdir and ruff its configuration).
     ``Path(".")`` when that is ``start``; else the folder, said in a note on stderr (stdout stays
     the report, whatever its format)."""
+    from pytest_tenantdb.pyproject import declares_tenantdb
+
     start = start.absolute()
     nearest: Path | None = None
     for folder in (start, *start.parents):
         pyproject = folder / "pyproject.toml"
         if not pyproject.is_file():
             continue
-        if _has_tenantdb_table(pyproject):
+        if declares_tenantdb(pyproject):
             found, why = folder, "its pyproject.toml has [tool.tenantdb]"
             break
         nearest = nearest or folder
@@ -512,19 +514,6 @@ def find_project(start: Path) -> Path:
         return Path(".")
     print(f"note: checking the project in {found} ({why})", file=sys.stderr)
     return found
-
-
-def _has_tenantdb_table(pyproject: Path) -> bool:
-    """True when ``pyproject`` has ``[tool.tenantdb]``, or cannot be read: then it is the
-    project, and reading it says what is wrong with it (not a folder further up)."""
-    import tomllib
-
-    try:
-        document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
-        return True
-    tool = document.get("tool", {})
-    return not isinstance(tool, dict) or "tenantdb" in tool  # tool = 5: the project's own mistake
 
 
 def _versions(console: Console, spec: str) -> int:

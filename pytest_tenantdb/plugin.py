@@ -28,6 +28,7 @@ REPORT_PROPERTY = "tenantdb_fleet_report"
 FACTORY_KEY = pytest.StashKey["TenantDBFactory"]()
 RECORDER_KEY = pytest.StashKey[Any]()
 CHECKS_KEY = pytest.StashKey[Any]()  # the built-in checks of the run (checks/items.ChecksRun)
+SETTINGS_KEY = pytest.StashKey[Settings]()
 RUN_KEY_WANTED = pytest.StashKey[bool]()  # whether this run collects them, decided once
 HTML_KEY = pytest.StashKey[Any]()  # --tenantdb-report: the run's htmlreport.collect.ReportCollector
 
@@ -105,9 +106,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _settings(config: pytest.Config) -> Settings:
+    """The run's settings, read once (pyproject.toml, pytest's ini file, the flags)."""
+    if SETTINGS_KEY not in config.stash:
+        config.stash[SETTINGS_KEY] = Settings.from_config(config)
+    return config.stash[SETTINGS_KEY]
+
+
 def _checks_on(config: pytest.Config) -> bool:
     try:
-        return _checks_wanted(config, Settings.from_config(config))
+        return _checks_wanted(config, _settings(config))
     except TenantDBError:
         return False  # reported where the settings are used
 
@@ -145,7 +153,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     from pytest_tenantdb.factory import load_migrations
 
     try:
-        version = load_migrations(Settings.from_config(config)).head
+        version = load_migrations(_settings(config)).head
     except TenantDBError:
         version = 0
     recorder.save(path, version)
@@ -161,7 +169,7 @@ def _factory(config: pytest.Config) -> TenantDBFactory:
 
         from pytest_tenantdb.factory import TenantDBFactory
 
-        settings = Settings.from_config(config)
+        settings = _settings(config)
         scratch = Path(tempfile.mkdtemp(prefix="tenantdb-scratch-"))
         config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
         cache = getattr(config, "cache", None)
@@ -178,7 +186,7 @@ def _checks_run(config: pytest.Config) -> ChecksRun | None:
         return config.stash.get(CHECKS_KEY, None)
     replay = config.getoption("--tenantdb-replay", default=None)
     try:
-        settings = Settings.from_config(config)
+        settings = _settings(config)
         wanted = _checks_wanted(config, settings) or bool(replay)
         config.stash[RUN_KEY_WANTED] = wanted
         if not wanted:

@@ -50,6 +50,16 @@ def _document(pyproject: Path) -> dict[str, object]:
         raise ConfigError(f"{pyproject}: cannot read it ({exc}); fix the file or remove it") from exc
 
 
+def declares_tenantdb(pyproject: Path) -> bool:
+    """Whether ``pyproject`` has ``[tool.tenantdb]``, or cannot be read (then it is the project,
+    and reading it says what is wrong with it, not a folder further up)."""
+    try:
+        tool = _document(pyproject).get("tool", {})
+    except ConfigError:
+        return True
+    return not isinstance(tool, dict) or "tenantdb" in tool  # tool = 5: the project's own mistake
+
+
 def unknown_keys(where: str, keys: Iterable[str], known: Iterable[str]) -> None:
     """A ConfigError naming each unknown key with the closest known one ("did you mean")."""
     names = sorted(known)

@@ -266,7 +266,7 @@ def rehearse_directory(
     entries.sort(key=_name)
 
     scanner = Scanner(templates, timeout=timeout)
-    scanner._template(goal)  # fingerprinted once, before any worker is forked
+    scanner.template(goal)  # fingerprinted once, before any worker is forked
     scanned = iter(scan_files(scanner, [e for e in entries if isinstance(e, Path)], workers))
     outcomes: dict[str, TenantOutcome] = {}
     problems: list[TenantScan] = []

@@ -237,7 +237,8 @@ class Scanner:
         self._schemas: dict[int, Schema] = {}
         self.introspected = 0
 
-    def _template(self, version: int) -> tuple[str, Schema | None]:
+    def template(self, version: int) -> tuple[str, Schema | None]:
+        """The fingerprint of ``version``'s template (computed once) and its schema if already read."""
         if version not in self._fingerprints:
             path = self.templates.schema_template(version)
             with open_readonly(path) as conn:
@@ -279,7 +280,7 @@ class Scanner:
                 "or another project's database?)",
             )
         try:
-            expected, _ = self._template(version)
+            expected, _ = self.template(version)
             if fingerprint(conn) == expected:
                 return TenantScan(tenant, str(path), "ok", version)
             from pytest_tenantdb.schema import Schema, SchemaDiff
